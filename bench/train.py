@@ -1,0 +1,158 @@
+"""The training loop: mixed precision, evaluation at the recipe's interval, stop at the first evaluation
+that reaches the target. It takes built parts (model, optimiser, loaders, clock) and returns plain
+records; it writes no files, so the same loop serves runs, tests and the speed profiler."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import torch
+from torch import nn
+
+from bench.clock import Clock
+from bench.optim import Scheduled
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based: epoch 1 is the first pass over the data
+    elapsed_s: float  # since run_start, device synchronised
+    train_loss: float
+    test_acc: Optional[float]  # None on epochs without evaluation
+    lr: float
+    images_per_s: float
+    data_wait_s: float
+    epoch_s: float
+    eval_s: float = 0.0
+
+
+@dataclass
+class FitResult:
+    status: str  # reached | missed | failed
+    time_to_target_s: Optional[float]
+    best_acc: Optional[float]
+    final_acc: Optional[float]
+    epochs: int
+    records: list[EpochRecord] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def data_wait_fraction(self) -> Optional[float]:
+        total = sum(r.epoch_s for r in self.records)
+        return sum(r.data_wait_s for r in self.records) / total if total else None
+
+
+class TargetTracker:
+    """Decides when a run has reached its target; only evaluations count, never training accuracy."""
+
+    def __init__(self, target: float, counts: bool = True):
+        self.target, self.counts = target, counts
+        self.best: Optional[float] = None
+        self.reached_at: Optional[float] = None
+
+    def observe(self, acc: float, elapsed: float) -> bool:
+        self.best = acc if self.best is None else max(self.best, acc)
+        if self.counts and self.reached_at is None and acc >= self.target:
+            self.reached_at = elapsed
+            return True
+        return False
+
+
+def autocast(device_type: str, precision: str):
+    dtype = AMP_DTYPES[precision]
+    return torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def evaluate(model: nn.Module, batches: Iterable, device_type: str, precision: str,
+             reduce: Callable[[list[float]], list[float]] = lambda v: v) -> float:
+    """Top-1 accuracy over the whole test set; with several processes each evaluates its shard and
+    the correct/total counts are summed, so every rank sees the same number."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64)
+    total = 0
+    with torch.no_grad(), autocast(device_type, precision):
+        for x, y in batches:
+            correct = correct.to(y.device) + (model(x).argmax(dim=1) == y).sum()
+            total += int(y.shape[0])
+    model.train(was_training)
+    c, t = reduce([float(correct.item()), float(total)])
+    return c / t if t else 0.0
+
+
+def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[], float], *,
+        epochs: int, eval_every: int, target: float, clock: Clock, device_type: str, precision: str,
+        label_smoothing: float = 0.0, target_counts: bool = True,
+        on_epoch: Callable[[EpochRecord], None] = lambda r: None,
+        on_event: Callable[[str, dict], None] = lambda key, meta: None,
+        on_step: Callable[[int, int], None] = lambda step, steps: None) -> FitResult:
+    """`train_batches` has `epoch(e)` yielding (images, labels) and `len()` batches per epoch.
+    on_event gets MLPerf-style keys (epoch_start, eval_start, eval_accuracy, ...) for the event log."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
+    tracker = TargetTracker(target, counts=target_counts)
+    records: list[EpochRecord] = []
+    status, reason, final_acc = "missed", "", None
+    steps = len(train_batches)
+    clock.start_run()
+    on_event("run_start", {})
+    for epoch in range(1, epochs + 1):
+        on_event("epoch_start", {"epoch_num": epoch})
+        t_epoch = clock.read()
+        loss_sum = torch.zeros((), dtype=torch.float32)
+        seen, wait, point = 0, 0.0, opt.current()
+        batches = iter(train_batches.epoch(epoch - 1))
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            wait += time.perf_counter() - t0
+            point = opt.apply()
+            with autocast(device_type, precision):
+                loss = criterion(model(x), y)
+            opt.optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt.optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.optimizer.step()
+            opt.advance()
+            # Accumulate on the device: a .item() per step would synchronise and slow the GPU down.
+            loss_sum = loss_sum.to(loss.device) + loss.detach().float() * y.shape[0]
+            seen += int(y.shape[0])
+            on_step(i + 1, steps)
+        train_loss = float(loss_sum.item()) / max(seen, 1)
+        epoch_s = clock.read() - t_epoch
+        on_event("epoch_stop", {"epoch_num": epoch})
+        acc, eval_s = None, 0.0
+        if epoch % eval_every == 0 or epoch == epochs:
+            on_event("eval_start", {"epoch_num": epoch})
+            t_eval = clock.read()
+            acc = evaluate_fn()
+            eval_s = clock.read() - t_eval
+            on_event("eval_stop", {"epoch_num": epoch})
+            on_event("eval_accuracy", {"epoch_num": epoch, "value": acc})
+            final_acc = acc
+        elapsed = clock.since_run_start()
+        record = EpochRecord(epoch, elapsed, train_loss, acc, point.lr, seen / max(epoch_s, 1e-9),
+                             wait, epoch_s, eval_s)
+        records.append(record)
+        on_epoch(record)
+        if not math.isfinite(train_loss):
+            status, reason = "failed", f"training loss became {train_loss} in epoch {epoch} (diverged)"
+            break
+        if acc is not None and tracker.observe(acc, elapsed):
+            status = "reached"
+            break
+    if status == "missed" and not target_counts:
+        reason = "synthetic data: accuracy never counts towards a target"
+    on_event("run_stop", {"status": "success" if status == "reached" else "aborted"})
+    return FitResult(status, tracker.reached_at, tracker.best, final_acc, len(records), records, reason)

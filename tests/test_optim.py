@@ -1,0 +1,73 @@
+"""The one-cycle schedule at its corners (fast.ai use_clr_beta semantics) and the other schedules."""
+import pytest
+import torch
+from torch import nn
+
+from bench.optim import Scheduled, param_groups, schedule_point
+from bench.recipe import Optim, Schedule
+
+
+def oc(div=20.0, pct=20.0, lr=1.0, max_mom=0.95, min_mom=0.85):
+    return Optim(lr=lr, schedule=Schedule(kind="one_cycle", div=div, pct=pct, max_mom=max_mom, min_mom=min_mom))
+
+
+def test_one_cycle_corners():
+    opt, total = oc(div=20, pct=20, lr=1.3), 1000
+    # 80% of the steps form the triangle: up for 400 steps, down for 400; the last 200 anneal.
+    start, peak, bottom, end = (schedule_point(s, total, opt) for s in (0, 400, 800, 1000))
+    assert start.lr == pytest.approx(1.3 / 20) and start.momentum == pytest.approx(0.95)
+    assert peak.lr == pytest.approx(1.3) and peak.momentum == pytest.approx(0.85)
+    assert bottom.lr == pytest.approx(1.3 / 20) and bottom.momentum == pytest.approx(0.95)
+    assert end.lr == pytest.approx(1.3 / (100 * 20)) and end.momentum == pytest.approx(0.95)
+
+
+def test_one_cycle_midpoints_are_linear():
+    opt, total = oc(div=10, pct=10, lr=1.0), 200
+    # triangle half = 90 steps; at 45 the lr is halfway between 0.1 and 1.0
+    mid_up = schedule_point(45, total, opt)
+    assert mid_up.lr == pytest.approx(0.55) and mid_up.momentum == pytest.approx(0.90)
+    mid_down = schedule_point(135, total, opt)
+    assert mid_down.lr == pytest.approx(0.55) and mid_down.momentum == pytest.approx(0.90)
+    # halfway through the 20-step tail: lr/div * (1 - 0.5 * 0.99)
+    assert schedule_point(190, total, opt).lr == pytest.approx(0.1 * (1 - 0.495))
+
+
+def test_dawnbench_8gpu_schedule():
+    """wrn22_8gpu: use_clr 50,12.5 -> the triangle covers 87.5% of the steps."""
+    opt, total = oc(div=50, pct=12.5, lr=2.0), 800
+    assert schedule_point(350, total, opt).lr == pytest.approx(2.0)  # 800 * 0.875 / 2
+    assert schedule_point(700, total, opt).lr == pytest.approx(2.0 / 50)
+    assert schedule_point(800, total, opt).lr == pytest.approx(2.0 / 5000)
+
+
+def test_linear_and_constant():
+    lin = Optim(lr=0.4, momentum=0.9, schedule=Schedule(kind="linear", warmup=0.25, final_lr=0.0))
+    assert schedule_point(0, 100, lin).lr == 0.0
+    assert schedule_point(25, 100, lin).lr == pytest.approx(0.4)
+    assert schedule_point(100, 100, lin).lr == pytest.approx(0.0)
+    assert schedule_point(62, 100, lin).lr == pytest.approx(0.4 * (1 - 37 / 75))
+    assert schedule_point(50, 100, lin).momentum == 0.9
+    const = Optim(lr=0.1, momentum=0.8, schedule=Schedule(kind="constant"))
+    assert schedule_point(7, 100, const).lr == 0.1 and schedule_point(7, 100, const).momentum == 0.8
+
+
+def test_no_decay_on_bn_and_bias():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    decay, no_decay = param_groups(model, 5e-4, True)
+    assert {p.ndim for p in decay["params"]} == {4, 2}
+    assert all(p.ndim == 1 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
+    assert len(param_groups(model, 5e-4, False)) == 1
+
+
+def test_scheduled_sets_lr_and_momentum_per_step():
+    model = nn.Linear(2, 1)
+    s = Scheduled(model, oc(div=20, pct=20, lr=1.0), total_steps=10)
+    seen = []
+    for _ in range(10):
+        p = s.apply()
+        seen.append((s.optimizer.param_groups[0]["lr"], s.optimizer.param_groups[0]["momentum"]))
+        assert seen[-1] == (p.lr, p.momentum)
+        model(torch.ones(1, 2)).sum().backward()
+        s.optimizer.step()
+        s.advance()
+    assert seen[0][0] == pytest.approx(0.05) and max(lr for lr, _ in seen) == pytest.approx(1.0)
