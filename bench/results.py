@@ -1,0 +1,234 @@
+"""The results table: one CSV row per run, appended atomically under a file lock.
+
+Every append rewrites the whole file to a temp file and renames it over the table, so a crash at any
+point leaves either the old table or the new one, never a torn line. Readers need no lock.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import numbers
+import os
+import secrets
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from filelock import FileLock, Timeout
+
+from bench.errors import BenchError
+
+COLUMNS = [
+    "run_id", "timestamp", "recipe", "recipe_hash", "dataset", "dataset_fingerprint", "seed", "status",
+    "time_to_target_s", "wall_s", "init_s", "epochs", "best_acc", "final_acc", "target",
+    "precision", "memory_format", "loader", "data_wait_fraction",
+    "device", "device_name", "device_count", "world_size", "nodes", "procs_per_node", "backend",
+    "global_batch_size", "gpu_hours", "cost_usd", "price_usd_per_hour", "price_source",
+    "torch", "git_commit", "git_dirty", "host", "error",
+]
+STATUSES = ("reached", "missed", "aborted", "failed")
+
+# Read-back types. Anything not listed (known or extra) is text, except extra columns that parse as numbers.
+_INT_COLUMNS = {"seed", "device_count", "world_size", "nodes", "procs_per_node", "global_batch_size"}
+_FLOAT_COLUMNS = {
+    "time_to_target_s", "wall_s", "init_s", "epochs", "best_acc", "final_acc", "target",
+    "data_wait_fraction", "gpu_hours", "cost_usd", "price_usd_per_hour",
+}
+_BOOL_COLUMNS = {"git_dirty"}
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+# Long enough for any honest writer (a rewrite takes milliseconds); a hang past it means something is wrong.
+LOCK_TIMEOUT_S = 120
+
+
+def new_run_id() -> str:
+    """UTC time to the microsecond, so ids sort by start time, plus a random tail so two hosts never clash."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
+
+
+def device_hours(device_count: int, wall_s: float) -> float:
+    return device_count * wall_s / 3600.0
+
+
+def cost(device_hours: float, price) -> float | None:
+    """USD for `device_hours` at `price` ($/device-hour as a float, or a prices.Price).
+
+    A CPU run costs 0 because no accelerator price applies; an unknown price gives None, never a guess."""
+    if price is not None and not isinstance(price, numbers.Real):
+        if not price.applicable:
+            return 0.0
+        price = price.usd_per_hour
+    return None if price is None else device_hours * float(price)
+
+
+def cost_fields(device_name: str, device_type: str, device_count: int, wall_s: float,
+                recipe_price: float | None = None, recipe_price_source: str | None = None) -> dict:
+    """The four cost columns of a row, priced from the recipe or bench/prices.yaml."""
+    from bench.prices import resolve_price
+
+    price = resolve_price(device_name, device_type, recipe_price, recipe_price_source)
+    hours = device_hours(device_count, wall_s)  # CPU runs too: device-hours are recorded, cost is 0
+    return {"gpu_hours": hours, "cost_usd": cost(hours, price),
+            "price_usd_per_hour": price.usd_per_hour, "price_source": price.source}
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        # repr round-trips exactly; str() of a numpy scalar would not
+        return repr(float(value))
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[TextIO], None]) -> None:
+    """Write via a temp file in the same directory (so the rename cannot cross filesystems), fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes 0600 files; keep the table as readable as it was
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # makes the rename itself survive a power cut; not all platforms allow opening a directory
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_records(path: Path, strict: bool) -> tuple[list[str], list[list[str]]]:
+    """Header and rows as text. Rows with the wrong field count raise (strict) or are skipped with a warning."""
+    if not path.exists():
+        return [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header: list[str] = []
+        rows: list[list[str]] = []
+        bad: list[int] = []
+        line = 1
+        try:
+            for record in reader:
+                start, line = line, reader.line_num + 1
+                if not record:
+                    continue
+                if not header:
+                    header = record
+                    _check_header(path, header, start)
+                elif len(record) == len(header):
+                    rows.append(record)
+                elif strict:
+                    raise BenchError(
+                        f"{path}, line {start}: malformed row ({len(record)} fields, the header has "
+                        f"{len(header)}), probably cut short by a crash or an edit. Remove that line and "
+                        f"rerun, or read with strict=False to skip it.")
+                else:
+                    bad.append(start)
+        except csv.Error as e:
+            raise BenchError(f"{path}, line {reader.line_num}: not valid CSV ({e}). Fix or remove that line.")
+    if bad:
+        warnings.warn(f"{path}: skipped malformed line(s) {', '.join(map(str, bad))}", stacklevel=3)
+    return header, rows
+
+
+def _check_header(path: Path, header: list[str], line: int) -> None:
+    seen = set()
+    for name in header:
+        if not name or name in seen:
+            raise BenchError(f"{path}, line {line}: header has an empty or repeated column {name!r}; "
+                             f"fix the header line.")
+        seen.add(name)
+
+
+def append_row(path: str | os.PathLike, row: dict) -> None:
+    """Add one run to the table at `path`, creating it if needed. Safe against crashes and concurrent writers."""
+    status = row.get("status")
+    if status not in STATUSES:
+        raise BenchError(f"results row status is {status!r}; must be one of {', '.join(STATUSES)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            _remove_stale_temps(path)
+            old_header, old_rows = _read_records(path, strict=True)
+            extras = [c for c in old_header if c not in COLUMNS]
+            extras += [k for k in row if k not in COLUMNS and k not in extras]
+            header = COLUMNS + extras
+            rows = [dict(zip(old_header, r)) for r in old_rows]
+            rows.append({k: format_value(v) for k, v in row.items()})
+            atomic_write(path, lambda f: _write_rows(f, header, rows))
+    except Timeout:
+        raise BenchError(f"could not lock {lock.lock_file} within {LOCK_TIMEOUT_S} s: another bench process "
+                         f"is writing {path}. If none is running, delete the lock file and retry.") from None
+
+
+def _write_rows(f: TextIO, header: list[str], rows: list[dict]) -> None:
+    writer = csv.DictWriter(f, fieldnames=header, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    # Called under the lock, so any temp file left is from a writer that died before its rename.
+    for tmp in path.parent.glob(path.name + ".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def read_table(path: str | os.PathLike, strict: bool = True):
+    """The table as a DataFrame: COLUMNS first (missing ones added as NA), then any extra columns."""
+    import pandas as pd
+
+    header, rows = _read_records(Path(path), strict)
+    names = COLUMNS + [c for c in header if c not in COLUMNS]
+    index = {c: i for i, c in enumerate(header)}
+    data = {}
+    for name in names:
+        i = index.get(name)
+        data[name] = _typed(pd, name, [r[i] if r[i] != "" else None for r in rows] if i is not None
+                            else [None] * len(rows))
+    return pd.DataFrame(data, columns=names)
+
+
+def _typed(pd, name: str, values: list[str | None]):
+    if name in _BOOL_COLUMNS:
+        return pd.Series([None if v is None else _BOOLS.get(v.lower()) for v in values], dtype="boolean")
+    if name in _INT_COLUMNS or name in _FLOAT_COLUMNS:
+        # a hand-edited "n/a" becomes NA rather than failing the whole report
+        nums = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype("float64")
+        if name in _INT_COLUMNS and (nums.dropna() % 1 == 0).all():
+            return nums.astype("Int64")
+        return nums
+    text = pd.Series(values, dtype=object)
+    if name not in COLUMNS and any(v is not None for v in values):
+        try:
+            return pd.to_numeric(text)
+        except (ValueError, TypeError):
+            pass
+    return text

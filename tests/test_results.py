@@ -1,0 +1,165 @@
+import multiprocessing as mp
+import os
+
+import pandas as pd
+import pytest
+
+from bench import results
+from bench.errors import BenchError
+from bench.prices import lookup, resolve_price
+from bench.results import COLUMNS, append_row, read_table
+
+
+def _row(**kw):
+    row = {"run_id": results.new_run_id(), "status": "reached", "recipe": "r", "seed": 0}
+    row.update(kw)
+    return row
+
+
+def test_append_and_read_back_types_and_order(tmp_path):
+    path = tmp_path / "results" / "results.csv"
+    append_row(path, _row(run_id="a", seed=3, time_to_target_s=0.1 + 0.2, wall_s=12.5, git_dirty=False,
+                          device_count=1, recipe="resnet 'quoted', with comma", error=None))
+    append_row(path, _row(run_id="b", seed=4, status="failed", error="Traceback\nline two", git_dirty=True))
+    df = read_table(path)
+    assert list(df.columns) == COLUMNS
+    assert list(df.run_id) == ["a", "b"]
+    assert df.time_to_target_s[0] == 0.1 + 0.2  # repr precision survives
+    assert df.seed.tolist() == [3, 4] and str(df.seed.dtype) == "Int64"
+    assert df.git_dirty.tolist() == [False, True]
+    assert df.recipe[0] == "resnet 'quoted', with comma"
+    assert df.error[1] == "Traceback\nline two"
+    assert pd.isna(df.error[0]) and pd.isna(df.time_to_target_s[1])
+
+
+def test_missing_or_empty_table_is_empty_frame(tmp_path):
+    assert list(read_table(tmp_path / "none.csv").columns) == COLUMNS
+    (tmp_path / "empty.csv").write_text("")
+    assert len(read_table(tmp_path / "empty.csv")) == 0
+
+
+def _append_many(path, worker, n):
+    for i in range(n):
+        append_row(path, {"run_id": f"w{worker}-{i}", "status": "missed", "seed": i})
+
+
+def test_concurrent_appends_lose_nothing(tmp_path):
+    path = tmp_path / "results.csv"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(str(path), w, 25)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    df = read_table(path)
+    assert len(df) == 100
+    assert set(df.run_id) == {f"w{w}-{i}" for w in range(4) for i in range(25)}
+
+
+def _die_mid_write(path, how):
+    if how == "half-written":
+        def write_half(f, header, rows):
+            f.write(",".join(header) + "\n")
+            f.write("x" * 10)
+            f.flush()
+            os._exit(1)
+        results._write_rows = write_half
+    else:
+        os.replace = lambda *a: os._exit(1)
+    append_row(path, {"run_id": "doomed", "status": "reached"})
+
+
+@pytest.mark.parametrize("how", ["half-written", "before-rename"])
+def test_killed_writer_leaves_table_intact(tmp_path, how):
+    path = tmp_path / "results.csv"
+    for i in range(3):
+        append_row(path, _row(run_id=f"r{i}"))
+    before = path.read_bytes()
+    p = mp.get_context("spawn").Process(target=_die_mid_write, args=(str(path), how))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 1
+    assert path.read_bytes() == before
+    assert list(read_table(path).run_id) == ["r0", "r1", "r2"]
+    # the dead writer's lock is released and its temp file is cleaned up by the next append
+    append_row(path, _row(run_id="r3"))
+    assert list(read_table(path).run_id) == ["r0", "r1", "r2", "r3"]
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_new_and_extra_columns(tmp_path):
+    path = tmp_path / "results.csv"
+    append_row(path, _row(run_id="a"))
+    append_row(path, _row(run_id="b", zz_new_metric=1.5, aa_note="hi"))
+    header = path.read_text().splitlines()[0].split(",")
+    assert header == COLUMNS + ["zz_new_metric", "aa_note"]
+    df = read_table(path)
+    assert list(df.columns) == COLUMNS + ["zz_new_metric", "aa_note"]
+    assert pd.isna(df.zz_new_metric[0]) and df.zz_new_metric[1] == 1.5
+
+
+def test_older_table_lacking_columns(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("run_id,status,wall_s,legacy\nold1,reached,10.0,x\n")
+    df = read_table(path)
+    assert list(df.columns) == COLUMNS + ["legacy"]
+    assert df.wall_s[0] == 10.0 and pd.isna(df.cost_usd[0]) and df.legacy[0] == "x"
+    append_row(path, _row(run_id="new1", wall_s=2.0))
+    df = read_table(path)
+    assert list(df.run_id) == ["old1", "new1"] and df.legacy.isna().tolist() == [False, True]
+
+
+def test_malformed_line(tmp_path):
+    path = tmp_path / "results.csv"
+    append_row(path, _row(run_id="a"))
+    append_row(path, _row(run_id="b"))
+    with open(path, "a") as f:
+        f.write("c,2024,cut-short\n")
+    with pytest.raises(BenchError, match=r"line 4.*Remove that line") as e:
+        read_table(path)
+    assert str(path) in str(e.value)
+    with pytest.warns(UserWarning, match="line.* 4"):
+        df = read_table(path, strict=False)
+    assert list(df.run_id) == ["a", "b"]
+    with pytest.raises(BenchError, match="line 4"):
+        append_row(path, _row(run_id="d"))
+
+
+def test_bad_status_rejected(tmp_path):
+    with pytest.raises(BenchError, match="status"):
+        append_row(tmp_path / "r.csv", _row(status="ok"))
+    with pytest.raises(BenchError, match="status"):
+        append_row(tmp_path / "r.csv", {"run_id": "x"})
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_run_ids_sort_and_differ():
+    ids = [results.new_run_id() for _ in range(50)]
+    assert len(set(ids)) == 50 and ids[0] < ids[-1]
+
+
+def test_price_lookup():
+    v100 = lookup("Tesla V100-SXM2-16GB", "cuda")
+    assert v100.usd_per_hour == 3.06 and "DAWNBench" in v100.source
+    h100 = lookup("NVIDIA H100 80GB HBM3", "cuda")
+    assert h100.usd_per_hour == 12.29 and "2024" in h100.source
+    cpu = lookup("AMD EPYC", "cpu")
+    assert cpu.usd_per_hour is None and cpu.source == "n/a (CPU)"
+    unknown = lookup("Radeon Mystery 9000", "cuda")
+    assert unknown.usd_per_hour is None
+    assert unknown.source == "no price for Radeon Mystery 9000 in bench/prices.yaml; add one"
+
+
+def test_recipe_price_override_and_cost():
+    p = resolve_price("NVIDIA H100 80GB HBM3", "cuda", 2.5, "our cluster, internal rate")
+    assert (p.usd_per_hour, p.source) == (2.5, "our cluster, internal rate")
+    assert resolve_price("Tesla V100", "cuda", None, None).usd_per_hour == 3.06
+    with pytest.raises(BenchError):
+        resolve_price("Tesla V100", "cuda", -1.0, None)
+    assert results.device_hours(8, 1800) == 4.0
+    assert results.cost(4.0, 3.06) == pytest.approx(12.24)
+    assert results.cost(1.0, lookup("x", "cpu")) == 0.0
+    assert results.cost(1.0, lookup("Radeon", "cuda")) is None
+    fields = results.cost_fields("Tesla V100-SXM2-16GB", "cuda", 8, 3600)
+    assert fields["gpu_hours"] == 8.0 and fields["cost_usd"] == pytest.approx(24.48)
