@@ -1,0 +1,115 @@
+"""Summary statistics over N repeated runs of one recipe.
+
+Conventions, so a report can state them:
+- time-to-target statistics cover only the runs that reached the target;
+- accuracy statistics cover every run; whether `accs` holds the final or the best
+  evaluation is the caller's choice (this module only sees numbers), and the report
+  must say which;
+- std is the sample standard deviation (ddof=1), the CI a Student t interval on the mean;
+- the olympic score follows MLPerf Training: drop the fastest and the slowest run, a
+  run that missed the target counting as the slowest, so one miss is tolerated and two
+  are not;
+- the t-test is one-sided, one-sample: H0 mean accuracy <= target, H1 mean > target
+  (the modded-nanogpt style "is the mean really above the bar" question).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from scipy import stats as sps
+
+from bench.errors import BenchError
+
+
+def describe(values: list[float], confidence: float = 0.95) -> dict:
+    """n, mean, std, min, median, max and a t confidence interval; None where undefined."""
+    n = len(values)
+    out = {"n": n, "mean": None, "std": None, "min": None, "median": None, "max": None,
+           "ci_low": None, "ci_high": None}
+    if n == 0:
+        return out
+    mean = statistics.fmean(values)
+    out.update(mean=mean, min=min(values), median=statistics.median(values), max=max(values))
+    if n >= 2:
+        std = statistics.stdev(values)
+        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+        out.update(std=std, ci_low=mean - half, ci_high=mean + half)
+    return out
+
+
+def olympic_mean(times: list[float | None]) -> dict:
+    """MLPerf's score: mean after dropping the fastest and the slowest run (a miss is slowest)."""
+    n = len(times)
+    missed = sum(t is None for t in times)
+    if n < 3:
+        return {"value": None, "reason": f"needs at least 3 runs, got {n}"}
+    if missed > 1:
+        return {"value": None,
+                "reason": f"{missed} of {n} runs missed the target; MLPerf tolerates at most one"}
+    ordered = sorted(t for t in times if t is not None)
+    # With one miss the miss is the dropped slowest run, so only the fastest leaves `ordered`.
+    kept = ordered[1:] if missed else ordered[1:-1]
+    return {"value": statistics.fmean(kept), "reason": None}
+
+
+def ttest_above(values: list[float], target: float) -> dict:
+    """One-sided one-sample t-test, H0: mean <= target vs H1: mean > target."""
+    out = {"hypothesis": "H0: mean accuracy <= target; H1: mean accuracy > target (one-sided)",
+           "t": None, "p": None, "df": None, "reason": None, "all_above_target": None}
+    n = len(values)
+    if n < 2:
+        out["reason"] = f"needs at least 2 runs, got {n}"
+        return out
+    out["df"] = n - 1
+    if max(values) == min(values):
+        above = values[0] > target
+        out["all_above_target"] = above
+        out["reason"] = (f"zero variance: every run scored {values[0]!r}, which is "
+                         f"{'above' if above else 'not above'} the target {target!r}")
+        return out
+    res = sps.ttest_1samp(values, target, alternative="greater")
+    out.update(t=float(res.statistic), p=float(res.pvalue),
+               all_above_target=min(values) > target)
+    return out
+
+
+def _check(name: str, values: list, n: int) -> None:
+    if len(values) != n:
+        raise BenchError(f"summarize: {name} has {len(values)} entries but times has {n}; "
+                         "pass one entry per run")
+    for i, v in enumerate(values):
+        if v is not None and not math.isfinite(v):
+            raise BenchError(f"summarize: {name}[{i}] is {v!r}; runs must report finite numbers")
+
+
+def summarize(times: list[float | None], accs: list[float], reached: list[bool],
+              target: float, confidence: float = 0.95) -> dict:
+    """JSON-ready summary of N runs. times[i] is run i's time-to-target, None if it missed."""
+    n = len(times)
+    if n == 0:
+        raise BenchError("summarize: no runs given")
+    if not 0 < confidence < 1:
+        raise BenchError(f"summarize: confidence {confidence!r} must lie strictly between 0 and 1")
+    _check("accs", accs, n)
+    _check("reached", reached, n)
+    _check("times", times, n)
+    for i, (t, r) in enumerate(zip(times, reached)):
+        if (t is None) == bool(r):
+            raise BenchError(f"summarize: run {i} has reached={r!r} but time={t!r}; a run that "
+                             "reached the target needs a time, and one that missed must have None")
+    if any(a is None for a in accs):
+        raise BenchError("summarize: accs contains None; every run must report an accuracy")
+    hit = [t for t in times if t is not None]
+    return {
+        "n_runs": n,
+        "n_reached": len(hit),
+        "success_rate": len(hit) / n,
+        "target": target,
+        "confidence": confidence,
+        "time": describe(hit, confidence),
+        "olympic_time": olympic_mean(times),
+        "accuracy": describe(list(accs), confidence),
+        "ttest": ttest_above(list(accs), target),
+    }
