@@ -1,0 +1,87 @@
+"""The classic PyTorch input pipeline: CPU worker processes transform one sample at a time.
+
+Transforms are numpy slicing plus float arithmetic on uint8 (no PIL/torchvision), so they match the
+other loaders exactly. The sampler hands each worker (index, dy, dx, flip), drawn for the whole epoch in
+the main process, which makes the batches independent of the number of workers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bench.data.augment import Augment, draw_plan, pad_images
+from bench.data.loaders import finish, num_batches, shard_indices
+from bench.data.types import Split
+
+
+class _Samples(Dataset):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, size, augment: Augment):
+        self.images, self.labels, (self.h, self.w) = images, labels, size
+        self.shift, self.scale = augment.norm_constants()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, key):
+        i, dy, dx, flip = key
+        crop = self.images[i, dy:dy + self.h, dx:dx + self.w]
+        if flip:
+            crop = crop[:, ::-1]
+        # HWC stays HWC: the batch is permuted once after collation instead of per sample.
+        x = (crop.astype(np.float32) - self.shift) * self.scale
+        return torch.from_numpy(x), int(self.labels[i])
+
+
+class _EpochSampler(Sampler):
+    """Yields the keys set for the current epoch; lives in the main process, so setting them before
+    iterating reaches persistent workers too."""
+
+    def __init__(self):
+        self.keys: list = []
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def __len__(self):
+        return len(self.keys)
+
+
+class TorchLoader:
+    kind = "torch"
+    synthetic = False
+
+    def __init__(self, split: Split, *, train, batch_size, device, dtype, channels_last, augment: Augment,
+                 seed, rank, world, workers):
+        self.train, self.batch_size, self.device = train, batch_size, device
+        self.dtype, self.channels_last, self.augment = dtype, channels_last, augment
+        self.seed, self.rank, self.world, self.n = seed, rank, world, len(split)
+        images = pad_images(split.images, augment) if train else split.images
+        self.sampler = _EpochSampler()
+        self.loader = DataLoader(
+            _Samples(images, split.labels, split.images.shape[1:3], augment), batch_size=batch_size,
+            sampler=self.sampler, num_workers=workers, pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0, drop_last=False)
+        self.samples_per_epoch = len(self._indices(0))
+
+    def _indices(self, epoch: int) -> np.ndarray:
+        return shard_indices(self.n, train=self.train, epoch=epoch, seed=self.seed, rank=self.rank,
+                             world=self.world)
+
+    def __len__(self) -> int:
+        return num_batches(self.samples_per_epoch, self.batch_size)
+
+    def epoch(self, epoch: int):
+        idx = self._indices(epoch)
+        if self.train:
+            plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
+            self.sampler.keys = list(zip(idx.tolist(), plan.dy.tolist(), plan.dx.tolist(), plan.flip.tolist()))
+        else:
+            self.sampler.keys = [(i, 0, 0, False) for i in idx.tolist()]
+        for x, y in self.loader:
+            x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+            yield finish(x, self.dtype, self.channels_last), y.to(self.device, non_blocking=True)
+
+
+def build(split, **kw) -> TorchLoader:
+    return TorchLoader(split, **kw)

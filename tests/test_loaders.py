@@ -1,0 +1,275 @@
+"""Loaders: one semantics everywhere, sharding, output format, the `bench loaders` command.
+
+Images here encode their own coordinates (channel 0: row + 32 * (index // 256), channel 1: column,
+channel 2: index % 256), and IDENTITY normalisation leaves pixel values unchanged, so the crop offset,
+flip and source image of every augmented sample can be read back from its pixels.
+"""
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.augment import Augment, draw_plan, reference
+from bench.data.loader_bench import KEYS, register
+from bench.data.loaders import LOADERS, make_loader
+from bench.data.sharding import epoch_indices, eval_indices
+from bench.data.types import Split
+from bench.errors import BenchError
+
+
+def _have_dali() -> bool:
+    try:
+        return importlib.util.find_spec("nvidia.dali") is not None
+    except ImportError:
+        return False
+
+
+HAVE_DALI = _have_dali()  # GPU test machines do not install DALI
+needs_dali = pytest.mark.skipif(not HAVE_DALI, reason="NVIDIA DALI is not installed")
+REAL = ("device", "torch", "dali") if HAVE_DALI else ("device", "torch")
+KINDS = tuple(k for k in LOADERS if HAVE_DALI or k != "dali")
+IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)
+CPU = torch.device("cpu")
+
+
+def coord_split(n=512) -> Split:
+    i = np.arange(n)[:, None, None]
+    rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    img = np.stack(np.broadcast_arrays(rows + 32 * (i // 256), cols + 0 * i, i % 256 + 0 * rows), axis=-1)
+    return Split(img.astype(np.uint8), (np.arange(n) % 10).astype(np.int64))
+
+
+SPLIT = coord_split()
+
+
+def load(kind, split=SPLIT, *, epoch=0, train=True, augment=Augment(), batch_size=100, dtype=torch.float32,
+         channels_last=True, seed=7, rank=0, world=1, workers=0):
+    loader = make_loader(kind, split, train=train, batch_size=batch_size, device=CPU, dtype=dtype,
+                         channels_last=channels_last, augment=augment, seed=seed, rank=rank, world=world,
+                         workers=workers)
+    batches = [(x.clone(), y.clone()) for x, y in loader.epoch(epoch)]
+    assert len(batches) == len(loader)
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]), loader
+
+
+def decode(x):
+    """(index, dy, dx, flip) of identity-normalised coordinate images cropped from pad=4."""
+    c = x[:, :, 16, 16].round().long()
+    flip = x[:, 1, 16, 17] < x[:, 1, 16, 16]
+    index = (c[:, 0] // 32) * 256 + c[:, 2]
+    return index, c[:, 0] % 32 - 12, torch.where(flip, c[:, 1] - 11, c[:, 1] - 12), flip
+
+
+# Sharding
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_train_shards(world):
+    n = 101
+    for epoch in (0, 1):
+        shards = [epoch_indices(n, epoch=epoch, seed=5, rank=r, world=world) for r in range(world)]
+        assert {len(s) for s in shards} == {n // world}
+        joined = np.concatenate(shards)
+        assert len(set(joined.tolist())) == len(joined) == (n // world) * world
+        # Every rank cut its slice out of the one permutation that a single process would read.
+        np.testing.assert_array_equal(joined, epoch_indices(n, epoch=epoch, seed=5, rank=0, world=1)[:len(joined)])
+    e0, e1 = (epoch_indices(n, epoch=e, seed=5, rank=0, world=world) for e in (0, 1))
+    assert not np.array_equal(e0, e1)
+    np.testing.assert_array_equal(e0, epoch_indices(n, epoch=0, seed=5, rank=0, world=world))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_eval_shards(world):
+    shards = [eval_indices(100, rank=r, world=world) for r in range(world)]
+    np.testing.assert_array_equal(np.concatenate(shards), np.arange(100))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_bad_rank():
+    with pytest.raises(ValueError):
+        epoch_indices(10, epoch=0, seed=0, rank=2, world=2)
+    with pytest.raises(BenchError):
+        make_loader("device", coord_split(2), train=True, batch_size=4, device=CPU, dtype=torch.float32,
+                    channels_last=False, augment=Augment(), seed=0, rank=2, world=3)
+
+
+# One semantics
+
+
+@pytest.mark.parametrize("augment", [Augment(), Augment(pad_mode="zeros"), Augment(pad=0, flip=False),
+                                     Augment(pad=2, flip=False)], ids=["reflect", "zeros", "off", "pad2"])
+def test_loaders_match_reference_exactly(augment):
+    """The random plan is shared, so all loaders give the same bits as the reference implementation."""
+    idx = epoch_indices(len(SPLIT), epoch=1, seed=7, rank=0, world=1)
+    plan = draw_plan(len(idx), augment, seed=7, epoch=1, rank=0)
+    want = reference(SPLIT.images[idx], plan, augment)
+    for kind in REAL:
+        x, y, _ = load(kind, epoch=1, augment=augment)
+        assert torch.equal(x, want), kind
+        assert torch.equal(y, torch.from_numpy(SPLIT.labels[idx])), kind
+
+
+def test_no_augmentation_equals_eval():
+    off = Augment(pad=0, flip=False)
+    idx = torch.from_numpy(epoch_indices(len(SPLIT), epoch=0, seed=7, rank=0, world=1))
+    for kind in REAL:
+        x_eval, y_eval, _ = load(kind, train=False, augment=off)
+        assert torch.equal(y_eval, torch.from_numpy(SPLIT.labels)), kind
+        x, _, _ = load(kind, augment=off)
+        assert torch.equal(x, x_eval[idx]), kind
+
+
+def test_augmentation_statistics():
+    aug = Augment(**IDENTITY)
+    idx = epoch_indices(len(SPLIT), epoch=0, seed=7, rank=0, world=1)
+    plan = draw_plan(len(idx), aug, seed=7, epoch=0, rank=0)
+    for kind in REAL:  # each loader's pixels show the planned image, crop and flip
+        got = [t.numpy() for t in decode(load(kind, augment=aug)[0])]
+        for a, b in zip(got, (idx, plan.dy, plan.dx, plan.flip)):
+            np.testing.assert_array_equal(a, b, err_msg=kind)
+    _, dy, dx, flip = (torch.cat(p) for p in zip(*(decode(load("device", epoch=e, augment=aug)[0])
+                                                     for e in range(4))))
+    n = len(flip)
+    assert abs(flip.float().mean().item() - 0.5) < 4 * (0.25 / n) ** 0.5
+    counts = torch.bincount(dy * 9 + dx, minlength=81).double()
+    assert len(counts) == 81 and (counts > 0).all()
+    expected = n / 81
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 80 + 6 * (2 * 80) ** 0.5, chi2  # 80 degrees of freedom; about 6 sigma
+
+
+@pytest.mark.parametrize("kind", REAL)
+def test_padding_mode(kind):
+    x, _, _ = load(kind, augment=Augment(flip=False, **IDENTITY))
+    _, dy, dx, _ = decode(x)
+    # Reflect does not repeat the edge: padded row 0 is source row 4 (row 3 would be "symmetric").
+    assert (x[dy == 0, 0, 0, :] % 32 == 4).all()
+    assert (x[dx == 0, 1, :, 0] == 4).all()
+    x, _, _ = load(kind, augment=Augment(flip=False, pad_mode="zeros", **IDENTITY))
+    _, dy, _, _ = decode(x)
+    assert (dy == 0).any() and (x[dy == 0, :, :4, :] == 0).all() and (x[dy == 0, :, 4, :] > 0).any()
+
+
+def test_epochs_ranks_and_seeds_change_the_plan():
+    x0, _, _ = load("device", epoch=0)
+    assert torch.equal(x0, load("device", epoch=0)[0])
+    assert not torch.equal(x0, load("device", epoch=0, seed=8)[0])
+    assert not torch.equal(x0[:50], load("device", epoch=1)[0][:50])
+    r0, r1 = (draw_plan(100, Augment(), seed=7, epoch=0, rank=r) for r in (0, 1))
+    assert not np.array_equal(r0.dx, r1.dx)
+
+
+def test_torch_workers_do_not_change_batches():
+    assert torch.equal(load("torch", workers=0)[0], load("torch", workers=2)[0])
+
+
+@pytest.mark.parametrize("kind", REAL)
+def test_ranks_split_the_data(kind):
+    aug = Augment(**IDENTITY)
+    seen = [decode(load(kind, train=False, augment=aug, rank=r, world=3)[0])[0] for r in range(3)]
+    np.testing.assert_array_equal(torch.cat(seen).numpy(), np.arange(len(SPLIT)))
+    train = [decode(load(kind, augment=aug, rank=r, world=3)[0])[0] for r in range(3)]
+    assert {len(t) for t in train} == {len(SPLIT) // 3}
+    assert len(set(torch.cat(train).tolist())) == 3 * (len(SPLIT) // 3)
+
+
+# Output format
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_dtype_and_layout(dtype, channels_last):
+    want = load("device", dtype=torch.float32)[0].to(dtype)
+    for kind in KINDS:
+        x, y, loader = load(kind, dtype=dtype, channels_last=channels_last)
+        assert x.shape == (512, 3, 32, 32) and x.dtype == dtype and y.dtype == torch.int64, kind
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        assert next(loader.epoch(0))[0].is_contiguous(memory_format=fmt), kind
+        assert loader.synthetic == (kind == "synthetic")
+        if kind != "synthetic":
+            assert torch.equal(x, want), kind
+
+
+def test_batch_counts():
+    _, _, loader = load("device", batch_size=100)
+    assert len(loader) == 6 and loader.samples_per_epoch == 512
+    sizes = [len(y) for _, y in loader.epoch(0)]
+    assert sizes == [100] * 5 + [12]
+    _, _, loader = load("synthetic", batch_size=100, rank=1, world=3)
+    assert loader.samples_per_epoch == 170 and [len(y) for _, y in loader.epoch(3)] == [100, 70]
+
+
+def test_dali_is_imported_lazily():
+    code = ("import sys, bench.data.loaders as L, bench.data.loaders.device, bench.data.loaders.torchdl, "
+            "bench.data.loaders.dali, bench.data.loader_bench; print('nvidia.dali' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_missing_dali_is_a_bench_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)
+    with pytest.raises(BenchError, match="DALI"):
+        load("dali")
+
+
+@needs_dali
+def test_dali_folder_pipeline(tmp_path):
+    from PIL import Image
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    from bench.data.loaders.dali import folder_pipeline
+
+    images = SPLIT.images[:5]
+    for i, img in enumerate(images):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        Image.fromarray(img).save(tmp_path / f"c{i % 2}" / f"{i}.png")
+    order = [0, 2, 4, 1, 3]  # the reader sorts class folders, then files
+    got, labels = [], []
+    for rank in (0, 1):
+        pipe = folder_pipeline(str(tmp_path), batch_size=2, device=CPU, rank=rank, world=2)
+        for (out,) in DALIGenericIterator(pipe, ["images", "labels"], reader_name="reader",
+                                          last_batch_policy=LastBatchPolicy.PARTIAL):
+            got.append(out["images"])
+            labels += out["labels"].flatten().tolist()
+    assert torch.equal(torch.cat(got), reference(images[order], None, Augment()))
+    assert labels == [0, 0, 0, 1, 1]
+
+
+# bench loaders
+
+
+def run_cli(*argv):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["loaders", *argv])
+    return args.func(args)
+
+
+def test_loader_bench_json(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    assert run_cli("--images", "300", "--batches", "3", "--batch-size", "64", "--workers", "0",
+                   "--device", "cpu", "--json", str(out)) == 0
+    rows = json.loads(out.read_text())
+    assert [r["loader"] for r in rows] == list(LOADERS)
+    for r in rows:
+        assert tuple(r) == KEYS
+        if r["loader"] == "dali" and not HAVE_DALI:
+            continue
+        assert r["images_per_s"] > 0 and r["ms_per_batch"] > 0 and r["batch_size"] == 64
+    assert rows[-1]["vs_synthetic"] == 1.0
+    assert "images/s" in capsys.readouterr().out
+
+
+def test_loader_bench_reports_a_loader_that_cannot_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)
+    out = tmp_path / "rows.json"
+    assert run_cli("--images", "300", "--batches", "2", "--batch-size", "64", "--loaders", "dali,synthetic",
+                   "--device", "cpu", "--json", str(out)) == 0
+    dali = json.loads(out.read_text())[0]
+    assert dali["loader"] == "dali" and dali["images_per_s"] is None and dali["vs_synthetic"] is None
+    assert "cannot run" in capsys.readouterr().out
