@@ -147,6 +147,10 @@ class Sampler:
         self._thread.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def stop(self) -> list[dict]:
         """Join the thread, add a closing sample (so energy covers the whole span), return all."""
         if self._thread is None:

@@ -99,7 +99,6 @@ def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[
     status, reason, final_acc = "missed", "", None
     steps = len(train_batches)
     clock.start_run()
-    on_event("run_start", {})
     for epoch in range(1, epochs + 1):
         on_event("epoch_start", {"epoch_num": epoch})
         t_epoch = clock.read()
@@ -139,9 +138,11 @@ def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[
             acc = evaluate_fn()
             eval_s = clock.read() - t_eval
             on_event("eval_stop", {"epoch_num": epoch})
-            on_event("eval_accuracy", {"epoch_num": epoch, "value": acc})
             final_acc = acc
         elapsed = clock.since_run_start()
+        if acc is not None:
+            # elapsed_s is the exact clock reading the target decision uses; time_ms alone is too coarse.
+            on_event("eval_accuracy", {"epoch_num": epoch, "value": acc, "elapsed_s": elapsed})
         record = EpochRecord(epoch, elapsed, train_loss, acc, point.lr, seen / max(epoch_s, 1e-9),
                              wait, epoch_s, eval_s)
         records.append(record)
@@ -154,5 +155,4 @@ def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[
             break
     if status == "missed" and not target_counts:
         reason = "synthetic data: accuracy never counts towards a target"
-    on_event("run_stop", {"status": "success" if status == "reached" else "aborted"})
     return FitResult(status, tracker.reached_at, tracker.best, final_acc, len(records), records, reason)

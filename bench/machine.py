@@ -1,0 +1,76 @@
+"""What this machine can do, checked against what a recipe asks, before anything is trained or written.
+A benchmark's precision and device count are never changed silently: we refuse and name the `--set`
+that would run it instead."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+import torch
+
+from bench.errors import BenchError
+from bench.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Machine:
+    device_type: str  # cuda | cpu
+    device_name: str
+    device_count: int  # GPUs on this node (CPU: 1)
+
+
+def detect_machine() -> Machine:
+    if torch.cuda.is_available():
+        return Machine("cuda", torch.cuda.get_device_name(0), torch.cuda.device_count())
+    from bench.envinfo import cpu_model
+
+    return Machine("cpu", cpu_model(), 1)
+
+
+def device_type_for(recipe: Recipe, machine: Machine) -> str:
+    want = recipe.hardware.device
+    return machine.device_type if want == "auto" else want
+
+
+def check(recipe: Recipe, machine: Machine) -> str:
+    """Raise BenchError for what this machine cannot run as asked; return the device type to use."""
+    device_type = device_type_for(recipe, machine)
+    if device_type == "cuda" and machine.device_type != "cuda":
+        raise BenchError(f"hardware.device: 'cuda' but this machine has no CUDA GPU; "
+                         f"to run on the CPU use --set hardware.device=cpu (and --set precision=bf16 if fp16)")
+    if recipe.precision == "fp16" and device_type != "cuda":
+        raise BenchError("precision: 'fp16' needs a CUDA GPU and this run is on the CPU, where fp16 is about "
+                         "20x slower than bf16; to run it here use --set precision=bf16 "
+                         "(the result is then recorded as bf16, not fp16)")
+    if recipe.hardware.sync_bn and device_type != "cuda":
+        raise BenchError("hardware.sync_bn: true needs GPU modules (SyncBatchNorm has no CPU kernels); "
+                         "use --set hardware.sync_bn=false on the CPU")
+    if device_type == "cuda" and recipe.hardware.procs_per_node > machine.device_count:
+        raise BenchError(
+            f"hardware.procs_per_node: the recipe asks for {recipe.hardware.procs_per_node} GPUs per node and "
+            f"this machine has {machine.device_count}; to scale it down use "
+            f"--set hardware.procs_per_node={machine.device_count} (lr and the per-device batch size stay as "
+            f"they are, so the global batch shrinks; override optim.lr too if you want to rescale it)")
+    if recipe.data.loader == "dali":
+        try:
+            import nvidia.dali  # noqa: F401
+        except ImportError:
+            raise BenchError("data.loader: 'dali' but NVIDIA DALI is not installed; "
+                             "`pip install nvidia-dali-cuda130` (make setup does), or use --set data.loader=device") from None
+    return device_type
+
+
+def free_cores(sample_s: float = 0.2) -> int:
+    """Cores not busy with other work: torch with more threads than free cores runs 10-20x slower."""
+    cores = psutil.cpu_count() or 1
+    busy = psutil.cpu_percent(interval=sample_s) * cores / 100
+    return max(1, cores - int(busy + 0.5))
+
+
+def set_threads(recipe: Recipe, local_world: int) -> int:
+    threads = recipe.hardware.threads or max(1, free_cores() // max(local_world, 1))
+    if os.environ.get("OMP_NUM_THREADS") and not recipe.hardware.threads:
+        threads = int(os.environ["OMP_NUM_THREADS"])  # an explicit environment setting wins
+    torch.set_num_threads(threads)
+    return threads
