@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench import mllog
 from bench.bundle import BundleWriter
 from bench.recipe import Recipe
-from bench.train import AMP_DTYPES, EpochRecord, FitResult, evaluate, fit
+from bench.train import AMP_DTYPES, EpochRecord, FitResult, data_wait_fraction, evaluate, fit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,6 +181,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
     log = mllog.MLLogger(run_dir / "mllog.txt", namespace=recipe.name) if run_dir else None
     on_event = _event_sink(log)
     result: Optional[FitResult] = None
+    done: list[EpochRecord] = []  # epochs finished so far: an interrupted run still reports them
     sampler = Sampler(interval_s=1.0, device_indices=[ctx.device.index or 0] if ctx.device.type == "cuda" else None)
     try:
         on_event(mllog.INIT_START, {})
@@ -212,7 +213,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
             epochs=recipe.optim.epochs, eval_every=recipe.target.eval_every, target=recipe.target.value,
             clock=clock, device_type=ctx.device.type, precision=recipe.precision,
             label_smoothing=recipe.optim.label_smoothing, target_counts=not getattr(train, "synthetic", False),
-            on_epoch=(lambda r: ctx.say(_epoch_line(r))) if dctx.is_main else (lambda r: None),
+            on_epoch=lambda r: (done.append(r), ctx.say(_epoch_line(r))),
             on_event=on_event,
         )
         row.update(status=result.status, error=result.reason or None)
@@ -220,29 +221,32 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         if isinstance(exc, BenchError) and clock.ready_at is None:
             raise  # bad input found while setting up: nothing ran, nothing to record
         row.update(status="aborted", error=f"{type(exc).__name__}: {exc}".strip()[:500])
-        row.update(_finish(ctx, clock, row, result, sampler, log, run_dir))
+        row.update(_finish(ctx, clock, row, result, done, sampler, log, run_dir))
         exc.bench_row = row  # type: ignore[attr-defined]
         raise
-    row.update(_finish(ctx, clock, row, result, sampler, log, run_dir))
+    row.update(_finish(ctx, clock, row, result, done, sampler, log, run_dir))
     return row
 
 
-def _finish(ctx: RunContext, clock: Clock, row: dict, result: Optional[FitResult], sampler,
-            log: Optional[mllog.MLLogger], run_dir: Optional[Path]) -> dict:
+def _finish(ctx: RunContext, clock: Clock, row: dict, result: Optional[FitResult], done: list[EpochRecord],
+            sampler, log: Optional[mllog.MLLogger], run_dir: Optional[Path]) -> dict:
     from bench.telemetry import energy_joules, write_csv
 
     wall = clock.wall()
     samples = sampler.stop() if sampler.started else []
     out = {"wall_s": wall, "init_s": clock.init_s}
-    if result is not None:
-        train_s = sum(r.epoch_s for r in result.records)
-        images_per_s = sum(r.images_per_s * r.epoch_s for r in result.records) / train_s if train_s else None
-        out.update(time_to_target_s=result.time_to_target_s, epochs=result.epochs, best_acc=result.best_acc,
-                   final_acc=result.final_acc, data_wait_fraction=result.data_wait_fraction,
+    if done:
+        accs = [r.test_acc for r in done if r.test_acc is not None]
+        train_s = sum(r.epoch_s for r in done)
+        images_per_s = sum(r.images_per_s * r.epoch_s for r in done) / train_s if train_s else None
+        out.update(epochs=len(done), best_acc=max(accs) if accs else None, final_acc=accs[-1] if accs else None,
+                   data_wait_fraction=data_wait_fraction(done),
                    images_per_s=images_per_s * ctx.dctx.world_size if images_per_s else None,
-                   epoch_s_mean=train_s / len(result.records) if result.records else None)
+                   epoch_s_mean=train_s / len(done))
         if ctx.dctx.is_main:
             out.update(_model_cost(ctx, None, out["images_per_s"]))
+    if result is not None:
+        out.update(time_to_target_s=result.time_to_target_s)
     energy = [j for j in energy_joules(samples).values() if j is not None] if samples else []
     out["energy_j"] = sum(energy) if energy else None
     out.update(_costs(ctx, wall))
@@ -253,8 +257,7 @@ def _finish(ctx: RunContext, clock: Clock, row: dict, result: Optional[FitResult
             "time_to_target_s": out.get("time_to_target_s")})
         log.close()
     if run_dir is not None:
-        if result is not None:
-            ctx.bundle.write_epochs(row["run_id"], result.records)
+        ctx.bundle.write_epochs(row["run_id"], done)
         write_csv(samples, run_dir / "telemetry.csv")
     return out
 
@@ -286,7 +289,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     ctx = RunContext(recipe, data or recipe.data.source, data_dir, Path(results_path), device, mach, dctx,
                      threads, envinfo.capture(device_type),
-                     list(argv or sys.argv), say if dctx.is_main else (lambda s: None))
+                     list(argv or sys.argv), say=say if dctx.is_main else (lambda s: None))
     rows: list[dict] = []
     bundle_dir = None
     try:

@@ -42,8 +42,13 @@ class FitResult:
 
     @property
     def data_wait_fraction(self) -> Optional[float]:
-        total = sum(r.epoch_s for r in self.records)
-        return sum(r.data_wait_s for r in self.records) / total if total else None
+        return data_wait_fraction(self.records)
+
+
+def data_wait_fraction(records: list[EpochRecord]) -> Optional[float]:
+    """Share of training time spent waiting for the next batch: a slow loader shows up here."""
+    total = sum(r.epoch_s for r in records)
+    return sum(r.data_wait_s for r in records) / total if total else None
 
 
 class TargetTracker:

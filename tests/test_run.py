@@ -1,0 +1,103 @@
+"""`bench run` end to end on real images (the JPEG copy), small enough for a 2-core CI box."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.results import read_table
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--set", "data.train_subset=4000", "--set", "data.test_subset=1000", "--set", "optim.epochs=3",
+        "--set", "model.params.widths=[16,32,64,64]"]
+
+
+def run_cli(tmp_path, *extra):
+    results = tmp_path / "results.csv"
+    code = main(["run", "cpu_quick", "--results", str(results), "--reports", str(tmp_path / "reports"),
+                 "--data", str(extra_data(extra)), *[e for e in extra if not str(e).startswith("DATA=")]])
+    return code, results
+
+
+def extra_data(extra):
+    return next((str(e)[5:] for e in extra if str(e).startswith("DATA=")), "")
+
+
+@pytest.mark.slow
+def test_short_real_training_beats_chance_and_lands_a_row(tmp_path, jpeg_archive, capsys):
+    code, results = run_cli(tmp_path, *TINY, "--set", "target.value=0.99", f"DATA={jpeg_archive}")
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "missed" in out and "appended to" in out
+    df = read_table(results)
+    assert len(df) == 1
+    row = df.iloc[0]
+    # chance is 10%: 3 short epochs on 4,000 real images must be far above it
+    assert row["best_acc"] > 0.30, row["best_acc"]
+    assert row["status"] == "missed" and row["epochs"] == 3 and pd_isna(row["time_to_target_s"])
+    assert row["dataset"] == "imagefolder:cifar10-jpeg-q75" and len(row["dataset_fingerprint"]) == 64
+    assert row["loader"] == "device" and row["precision"] == "bf16" and row["device"] == "cpu"
+    assert row["wall_s"] > row["init_s"] > 0 and 0 <= row["data_wait_fraction"] < 1
+    assert row["gpu_hours"] == pytest.approx(row["wall_s"] / 3600, rel=1e-6)
+    assert row["cost_usd"] == 0 and row["price_source"].startswith("n/a")
+    assert row["train_images"] == 4000 and row["test_images"] == 1000
+
+
+@pytest.mark.slow
+def test_reaches_a_reachable_target_and_stops_early(tmp_path, jpeg_archive):
+    code, results = run_cli(tmp_path, *TINY, "--set", "optim.epochs=6", "--set", "target.value=0.25",
+                            f"DATA={jpeg_archive}")
+    assert code == 0
+    row = read_table(results).iloc[0]
+    assert row["status"] == "reached" and row["epochs"] < 6
+    assert row["best_acc"] >= 0.25 and 0 < row["time_to_target_s"] <= row["wall_s"]
+
+
+def pd_isna(v):
+    import pandas as pd
+
+    return pd.isna(v)
+
+
+@pytest.mark.slow
+def test_ctrl_c_lands_an_aborted_row(tmp_path, jpeg_archive):
+    results = tmp_path / "results.csv"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "bench", "run", "cpu_quick", "--data", str(jpeg_archive), "--results",
+           str(results), "--reports", str(tmp_path / "reports"), "--set", "data.train_subset=4000",
+           "--set", "optim.epochs=50", "--set", "target.value=0.99"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.time() + 180
+    for line in proc.stdout:
+        lines.append(line)
+        if "epoch   1" in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out
+    with open(results) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and rows[0]["status"] == "aborted", out
+    assert "KeyboardInterrupt" in rows[0]["error"]
+    assert float(rows[0]["wall_s"]) > 0 and rows[0]["epochs"] == "1"
+
+
+def test_make_bench_default_recipe_falls_back_on_cpu(capsys):
+    from bench.cli import default_recipe
+
+    assert default_recipe() == "cpu_quick"
+    assert "falling back" in capsys.readouterr().out
+
+
+def test_missing_data_source_is_a_clear_error(tmp_path, capsys):
+    code = main(["run", "cpu_quick", "--data", str(tmp_path / "nope.tar.xz"), "--results", str(tmp_path / "r.csv")])
+    assert code == 2
+    assert "nope.tar.xz" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
