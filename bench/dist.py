@@ -423,3 +423,28 @@ def check_capacity(requested_procs_per_node: int, device_type: str) -> None:
         f"{have} GPU(s) are visible on this node; {fix}. Note that the learning rate and per-device batch "
         f"size are left unchanged, so the global batch shrinks, unless you override them too with --set"
     )
+
+
+def dead_local_peers(ctx: DistContext) -> list[int]:
+    """Global ranks of this node's workers that are no longer running.
+
+    torchrun starts a node's workers as children of one agent process, so a survivor can name the
+    peer that died by looking at its siblings. Elsewhere (srun, other nodes) we cannot tell: [].
+    """
+    if ctx.launcher != "torchrun" or not ctx.distributed:
+        return []
+    import psutil
+
+    first = ctx.node_rank * ctx.local_world_size
+    expected = set(range(first, first + ctx.local_world_size))
+    alive = set()
+    try:
+        for child in psutil.Process().parent().children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "RANK" in (env := child.environ()):
+                    alive.add(int(env["RANK"]))
+            except (psutil.Error, ValueError):
+                continue
+    except psutil.Error:
+        return []
+    return sorted(expected - alive)

@@ -33,7 +33,7 @@ def device_type_for(recipe: Recipe, machine: Machine) -> str:
     return machine.device_type if want == "auto" else want
 
 
-def check(recipe: Recipe, machine: Machine) -> str:
+def check(recipe: Recipe, machine: Machine, launched: bool = False) -> str:
     """Raise BenchError for what this machine cannot run as asked; return the device type to use."""
     device_type = device_type_for(recipe, machine)
     if device_type == "cuda" and machine.device_type != "cuda":
@@ -46,12 +46,11 @@ def check(recipe: Recipe, machine: Machine) -> str:
     if recipe.hardware.sync_bn and device_type != "cuda":
         raise BenchError("hardware.sync_bn: true needs GPU modules (SyncBatchNorm has no CPU kernels); "
                          "use --set hardware.sync_bn=false on the CPU")
-    if device_type == "cuda" and recipe.hardware.procs_per_node > machine.device_count:
-        raise BenchError(
-            f"hardware.procs_per_node: the recipe asks for {recipe.hardware.procs_per_node} GPUs per node and "
-            f"this machine has {machine.device_count}; to scale it down use "
-            f"--set hardware.procs_per_node={machine.device_count} (lr and the per-device batch size stay as "
-            f"they are, so the global batch shrinks; override optim.lr too if you want to rescale it)")
+    if device_type == "cuda" and not launched:
+        # Under torchrun/srun the launcher places processes (an srun task may see one GPU only).
+        from bench.dist import check_capacity
+
+        check_capacity(recipe.hardware.procs_per_node, device_type)
     if recipe.data.loader == "dali":
         try:
             import nvidia.dali  # noqa: F401

@@ -220,7 +220,11 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
     except (KeyboardInterrupt, Interrupted, Exception) as exc:
         if isinstance(exc, BenchError) and clock.ready_at is None:
             raise  # bad input found while setting up: nothing ran, nothing to record
-        row.update(status="aborted", error=f"{type(exc).__name__}: {exc}".strip()[:500])
+        error = f"{type(exc).__name__}: {exc}".strip()
+        dead = dist.dead_local_peers(dctx)
+        if dead:
+            error = f"rank {', '.join(map(str, dead))} died; here: {error}"
+        row.update(status="aborted", error=error[:500])
         row.update(_finish(ctx, clock, row, result, done, sampler, log, run_dir))
         exc.bench_row = row  # type: ignore[attr-defined]
         raise
@@ -274,8 +278,8 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     if runs is not None:
         recipe = replace(recipe, runs=runs)
     mach = machine.detect_machine()
-    device_type = machine.check(recipe, mach)
     dctx = dist.detect()
+    device_type = machine.check(recipe, mach, launched=dctx.launcher != "none")
     if recipe.world_size != dctx.world_size and dctx.launcher != "none":
         raise BenchError(f"hardware: the recipe asks for {recipe.world_size} processes but the launcher started "
                          f"{dctx.world_size}; use --set hardware.procs_per_node=... / hardware.nodes=... to match")

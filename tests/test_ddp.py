@@ -1,0 +1,98 @@
+"""DistributedDataParallel on the CPU: two gloo processes started by torchrun through `bench run`.
+
+Tolerance: the two-process run (2 x 256 per device) and the one-process run (512) see the same global
+batch and schedule; per-process BatchNorm statistics and a different sample order make them differ a
+little, so final accuracies must agree within 6 points on this 2,000-image test subset."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.results import read_table
+
+CONFIG = ["--set", "data.train_subset=8000", "--set", "data.test_subset=2000", "--set", "optim.epochs=3",
+          "--set", "target.value=0.40", "--set", "model.params.widths=[16,32,64,64]"]
+TOLERANCE = 0.06
+
+
+def bench_cmd(tmp_path, archive, *extra):
+    return [sys.executable, "-m", "bench", "run", "cpu_quick", "--data", str(archive),
+            "--results", str(tmp_path / "results.csv"), "--reports", str(tmp_path / "reports"), *CONFIG, *extra]
+
+
+def env():
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_two_processes_reach_target_and_match_one_process(tmp_path, jpeg_archive):
+    two = subprocess.run(bench_cmd(tmp_path, jpeg_archive, "--set", "hardware.procs_per_node=2",
+                                   "--set", "data.batch_size=256"),
+                         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=400)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "re-launching through torchrun" in two.stdout
+    one = subprocess.run(bench_cmd(tmp_path, jpeg_archive), cwd=tmp_path, env={**env(), "OMP_NUM_THREADS": "2"},
+                         capture_output=True, text=True, timeout=400)
+    assert one.returncode == 0, one.stdout + one.stderr
+    df = read_table(tmp_path / "results.csv")
+    assert len(df) == 2  # rank 0 alone writes: one row per run, not one per process
+    ddp, single = df.iloc[0], df.iloc[1]
+    assert (ddp["world_size"], ddp["backend"], ddp["global_batch_size"]) == (2, "gloo", 512)
+    assert (single["world_size"], single["global_batch_size"]) == (1, 512)
+    assert ddp["status"] == "reached" and single["status"] == "reached"
+    assert abs(ddp["final_acc"] - single["final_acc"]) <= TOLERANCE, (ddp["final_acc"], single["final_acc"])
+    assert ddp["gpu_hours"] == pytest.approx(2 * ddp["wall_s"] / 3600, rel=1e-6)
+
+
+def _rank_pid(root: psutil.Process, rank: str) -> int | None:
+    for p in root.children(recursive=True):
+        try:
+            if p.environ().get("RANK") == rank and "bench" in " ".join(p.cmdline()):
+                return p.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_killed_rank_aborts_both_and_lands_an_aborted_row(tmp_path, jpeg_archive):
+    cmd = bench_cmd(tmp_path, jpeg_archive, "--set", "hardware.procs_per_node=2", "--set", "optim.epochs=40",
+                    "--set", "target.value=0.99")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    out = []
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if "epoch   1" in line:
+                break
+        victim = _rank_pid(psutil.Process(proc.pid), "1")
+        assert victim, "".join(out)
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.time()
+        rest, _ = proc.communicate(timeout=60)
+        took = time.time() - killed_at
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(out) + rest
+    assert proc.returncode != 0, text
+    assert took < 60
+    assert not [p for p in psutil.process_iter(["environ"]) if _is_leftover(p, tmp_path)]
+    df = read_table(tmp_path / "results.csv")  # strict: a corrupt line would raise
+    assert len(df) == 1, text
+    row = df.iloc[0]
+    assert row["status"] == "aborted" and row["world_size"] == 2
+    assert "rank 1" in row["error"], row["error"]
+
+
+def _is_leftover(p: psutil.Process, tmp_path: Path) -> bool:
+    try:
+        return str(tmp_path) in " ".join(p.cmdline())
+    except psutil.Error:
+        return False
