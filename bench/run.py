@@ -16,6 +16,7 @@ import torch
 
 from bench import dist, machine
 from bench.clock import Clock, device_sync
+from bench.progress import StepBar
 from bench.data.types import Dataset
 from bench.errors import BenchError
 from bench import mllog
@@ -182,6 +183,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
     on_event = _event_sink(log)
     result: Optional[FitResult] = None
     done: list[EpochRecord] = []  # epochs finished so far: an interrupted run still reports them
+    bar = None
     sampler = Sampler(interval_s=1.0, device_indices=[ctx.device.index or 0] if ctx.device.type == "cuda" else None)
     try:
         on_event(mllog.INIT_START, {})
@@ -206,6 +208,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         if dctx.is_main:
             ctx.say(f"run {index + 1}/{recipe.runs}  seed {seed}  init {init_s:.1f}s  "
                     f"{len(train)} steps/epoch x {recipe.optim.epochs} epochs  target {recipe.target.value:.2%}")
+        bar = StepBar(enabled=None if dctx.is_main else False)
         sampler.start()
         on_event(mllog.RUN_START, {})
         result = fit(
@@ -214,10 +217,13 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
             clock=clock, device_type=ctx.device.type, precision=recipe.precision,
             label_smoothing=recipe.optim.label_smoothing, target_counts=not getattr(train, "synthetic", False),
             on_epoch=lambda r: (done.append(r), ctx.say(_epoch_line(r))),
-            on_event=on_event,
+            on_event=on_event, on_step=bar.step,
         )
+        bar.close()
         row.update(status=result.status, error=result.reason or None)
     except (KeyboardInterrupt, Interrupted, Exception) as exc:
+        if bar is not None:
+            bar.close()
         if isinstance(exc, BenchError) and clock.ready_at is None:
             raise  # bad input found while setting up: nothing ran, nothing to record
         error = f"{type(exc).__name__}: {exc}".strip()
