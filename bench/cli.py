@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     show.set_defaults(func=cmd_show)
 
-    for module in ("bench.data.commands", "bench.data.loader_bench", "bench.envinfo"):
+    for module in ("bench.data.commands", "bench.data.loader_bench", "bench.envinfo", "bench.report.commands"):
         __import__(module, fromlist=["register"]).register(sub)
     return p
 

@@ -1,0 +1,90 @@
+"""Subcommands `report`, `verify`, `compare` and `submit`; bench.cli calls `register`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import BenchError, VerifyError
+
+
+def cmd_report(args) -> int:
+    from bench.report import finalize, manifest
+    from bench.report.summary import require_dir
+
+    bundle = require_dir(args.dir)
+    has_manifest = (bundle / manifest.NAME).is_file()
+    if not has_manifest and not args.no_manifest:
+        raise VerifyError(f"{bundle}: no MANIFEST, so nothing shows the raw files are as the run left them. If this "
+                          f"is a bundle whose run ended before it was finalised, rerun with --no-manifest to "
+                          f"build the report and a MANIFEST from the files as they are now.")
+    if has_manifest:
+        problems = manifest.check(bundle, raw_only=True)
+        if problems:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            raise VerifyError(f"{bundle}: refusing to regenerate the report: the raw files do not match the "
+                              f"MANIFEST ({len(problems)} problem{'s' * (len(problems) != 1)}):\n{lines}")
+    s = finalize(bundle)
+    print(f"regenerated summary.json, report.md, {len(manifest.PLOTS)} plots and {2 * len(s['runs'])} DAWNBench "
+          f"files from {len(s['runs'])} run log(s); MANIFEST rewritten")
+    print(bundle / "report.md")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from bench.report import verify
+
+    if args.rerun:
+        return verify.rerun(Path(args.dir), runs=args.runs)
+    if args.runs != 1:
+        raise BenchError("--runs only applies with --rerun")
+    out = verify.verify(Path(args.dir))
+    print(f"verified: {out.runs} runs, {out.figures} figures")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from bench.report import compare
+
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()] if args.recipes else None
+    return compare.run(args.results or compare.default_results(), args.target, recipes,
+                       None if args.no_plot else args.plot, args.json)
+
+
+def cmd_submit(args) -> int:
+    from bench.report.submit import submit
+
+    submit(Path(args.dir), Path(args.out), args.system, args.force)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="rebuild a bundle's summary, report.md and plots from its raw files")
+    p.add_argument("dir", type=Path, help="report bundle directory")
+    p.add_argument("--no-manifest", action="store_true",
+                   help="the bundle has no MANIFEST yet (its run ended before finalising): build one")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("verify", help="check a bundle's MANIFEST and recompute its figures from the event logs")
+    p.add_argument("dir", type=Path, help="report bundle directory")
+    p.add_argument("--rerun", action="store_true",
+                   help="train the recipe again here and test the new time(s) against the reported ones")
+    p.add_argument("--runs", type=int, default=1, help="new runs for --rerun (default 1)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("compare", help="rank recipes by mean time-to-target from the results table")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results table (default: $BENCH_RESULTS or results/results.csv)")
+    p.add_argument("--target", type=float, default=None, help="only rows with this target, e.g. 0.94")
+    p.add_argument("--recipes", default=None, help="comma-separated recipe names to include")
+    p.add_argument("--plot", type=Path, default=Path("results/compare.png"),
+                   help="Pareto plot path (default: results/compare.png)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
+    p.add_argument("--json", type=Path, default=None, help="also write the ranked rows as JSON here")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("submit", help="verify a bundle and pack it into an MLPerf-style submission tree")
+    p.add_argument("dir", type=Path, help="report bundle directory")
+    p.add_argument("--system", default=None, help="system name (default: derived from env.json)")
+    p.add_argument("--out", type=Path, default=Path("results/submissions"),
+                   help="submission root (default: results/submissions)")
+    p.add_argument("--force", action="store_true", help="replace an existing submission of this recipe and system")
+    p.set_defaults(func=cmd_submit)

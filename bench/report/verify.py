@@ -1,0 +1,328 @@
+"""`bench verify`: is a bundle what it says it is?
+
+Three checks, every problem listed by file, run and field:
+1. the MANIFEST: missing, extra and changed files;
+2. the derived files: every figure in summary.json and the verifiable fields of each results.csv row are
+   recomputed from the raw event logs (floats within a relative 1e-9, which a JSON or CSV round trip of a
+   repr'd float always meets), and the DAWNBench exports and report.md are re-rendered and compared;
+3. with --rerun, the recipe is trained again here and each new time-to-target is tested against the
+   reported distribution (see `rerun_verdict`).
+
+verify only reads: nothing in the bundle is written, not even a cache.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError, VerifyError
+from bench.report import exports, manifest, markdown, summary as summ
+
+REL_TOL = 1e-9
+ROW_FLOATS = ("time_to_target_s", "best_acc", "final_acc", "epochs", "init_s", "wall_s")
+
+
+@dataclass
+class Outcome:
+    problems: list[str]
+    runs: int = 0
+    figures: int = 0
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class _Diff:
+    """Walks two JSON trees side by side, counting compared numbers and collecting differences."""
+
+    def __init__(self, file: str):
+        self.file, self.problems, self.figures = file, [], 0
+
+    def walk(self, want, got, path: str) -> None:
+        if isinstance(want, dict) and isinstance(got, dict):
+            for k in sorted(set(want) | set(got), key=str):
+                p = f"{path}.{k}" if path else str(k)
+                if k not in got:
+                    self.problems.append(f"{self.file}: {p}: missing (the event logs give {want[k]!r})")
+                elif k not in want:
+                    self.problems.append(f"{self.file}: {p}: unexpected field (value {got[k]!r})")
+                else:
+                    self.walk(want[k], got[k], p)
+        elif isinstance(want, list) and isinstance(got, list):
+            if len(want) != len(got):
+                self.problems.append(f"{self.file}: {path}: {len(got)} entries, the event logs give {len(want)}")
+            for i, (w, g) in enumerate(zip(want, got)):
+                name = w.get("run_id") if isinstance(w, dict) and isinstance(w.get("run_id"), str) else i
+                if isinstance(w, dict) and isinstance(g, dict) and w.get("run_id") != g.get("run_id"):
+                    self.problems.append(f"{self.file}: {path}[{i}]: run {g.get('run_id')!r}, expected {name!r}")
+                    continue
+                self.walk(w, g, f"{path}[{name}]")
+        elif _is_num(want) and _is_num(got):
+            self.figures += 1
+            if not _close(float(want), float(got)):
+                self.problems.append(f"{self.file}: {path}: file has {got!r}, the event logs give {want!r}")
+        elif want != got or type(want) is not type(got):
+            self.problems.append(f"{self.file}: {path}: file has {got!r}, the raw files give {want!r}")
+
+
+def _load_raw(bundle: Path, problems: list[str]) -> summ.Raw | None:
+    """Parse each raw file on its own so that one bad file does not hide problems in the others."""
+    parts = {}
+    for name, read in (("recipe", lambda: summ.read_recipe(bundle)), ("env", lambda: summ.read_json(bundle, "env.json")),
+                       ("dataset", lambda: summ.read_json(bundle, "dataset.json")),
+                       ("rows", lambda: summ.read_rows(bundle)), ("ids", lambda: summ.run_ids(bundle))):
+        try:
+            parts[name] = read()
+        except BenchError as e:
+            problems.append(str(e))
+    logs = {}
+    for rid in parts.get("ids", []):
+        try:
+            logs[rid] = summ.read_log(bundle, rid)
+        except BenchError as e:
+            problems.append(str(e))
+    if len(parts) < 5 or len(logs) < len(parts["ids"]):
+        problems.append("summary.json, results.csv: not recomputed, because the raw files above could not be read")
+        return None
+    recipe, stated = parts["recipe"]
+    return summ.Raw(bundle, recipe, stated, parts["env"], parts["dataset"], parts["rows"], logs)
+
+
+def _check_recipe_hash(raw: summ.Raw, problems: list[str]) -> None:
+    try:
+        got = summ.recipe_hash(raw.recipe)
+    except BenchError as e:
+        problems.append(f"recipe.yaml: cannot be resolved again to check its hash: {e}")
+        return
+    if got != raw.recipe_hash:
+        problems.append(f"recipe.yaml: its header says hash {raw.recipe_hash!r} but its contents hash to {got!r}")
+
+
+def _row_value(row: dict, field: str, kind, problems: list[str]):
+    text = row.get(field)
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        problems.append(f"results.csv:{row['_line']}: run {row.get('run_id')}: {field} is {text!r}, not a number")
+        return _Bad
+
+
+class _Bad:
+    """Marks a cell that did not parse (already reported)."""
+
+
+def _check_rows(raw: summ.Raw, expected: dict, problems: list[str]) -> int:
+    figures = 0
+    facts = {r["run_id"]: r for r in expected["runs"]}
+    seen = set()
+    world = raw.env.get("world_size")
+
+    def same(field, want, got, line, rid):
+        nonlocal figures
+        if got is _Bad:
+            return
+        figures += _is_num(want) or _is_num(got)
+        ok = (want is None and got is None) or (
+            want is not None and got is not None and
+            (_close(float(want), float(got)) if _is_num(want) else want == got))
+        if not ok:
+            problems.append(f"results.csv:{line}: run {rid}: {field}: file has {got!r}, "
+                            f"the event logs give {want!r}")
+
+    for row in raw.rows:
+        rid, line = row.get("run_id"), row["_line"]
+        if rid in seen:
+            problems.append(f"results.csv:{line}: run {rid} appears twice")
+        seen.add(rid)
+        f = facts.get(rid)
+        if f is None:
+            problems.append(f"results.csv:{line}: run {rid} has no event log ({summ.log_path(rid)})")
+            continue
+        same("status", f["status"], row.get("status"), line, rid)
+        for field in ROW_FLOATS + ("device_hours",):
+            col = "gpu_hours" if field == "device_hours" else field
+            same(col, f[field], _row_value(row, col, float, problems), line, rid)
+        same("cost_usd", f["cost_usd"], _row_value(row, "cost_usd", float, problems), line, rid)
+        same("seed", f["seed"], _row_value(row, "seed", int, problems), line, rid)
+        same("world_size", world, _row_value(row, "world_size", int, problems), line, rid)
+        same("target", raw.target, _row_value(row, "target", float, problems), line, rid)
+        same("recipe", raw.recipe.get("name"), row.get("recipe"), line, rid)
+        same("recipe_hash", raw.recipe_hash, row.get("recipe_hash"), line, rid)
+        same("dataset_fingerprint", raw.dataset.get("fingerprint"), row.get("dataset_fingerprint"), line, rid)
+    for rid, f in facts.items():
+        ran = any(e["key"] == "run_stop" for e in raw.logs[rid])
+        if rid not in seen and ran:
+            problems.append(f"results.csv: run {rid} has an event log with run_stop but no row")
+    return figures
+
+
+def _check_rendered(raw: summ.Raw, expected: dict, problems: list[str]) -> None:
+    """Derived text files must be exactly what the raw files render to."""
+    rows = {r["run_id"]: r for r in raw.rows if r.get("run_id")}
+    want = {"report.md": markdown.render(expected)}
+    for run in expected["runs"]:
+        d = f"runs/{run['run_id']}/"
+        want[d + "dawnbench.tsv"] = exports.dawnbench_tsv(run)
+        want[d + "dawnbench.json"] = json.dumps(exports.dawnbench_json(expected, run, rows.get(run["run_id"])),
+                                                indent=2, sort_keys=True) + "\n"
+    for rel, text in want.items():
+        path = raw.dir / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing (bench report DIR rebuilds it)")
+        elif path.read_text(encoding="utf-8", errors="replace") != text:
+            problems.append(f"{rel}: differs from what the raw files give (edited, or built by another version)")
+
+
+def check(bundle: Path) -> Outcome:
+    """Every problem with the bundle; raises BenchError only when `bundle` is not a directory at all."""
+    bundle = summ.require_dir(bundle)
+    problems = manifest.check(bundle)
+    raw = _load_raw(bundle, problems)
+    if raw is None:
+        return Outcome(problems)
+    _check_recipe_hash(raw, problems)
+    try:
+        expected = summ.compute(raw)
+    except BenchError as e:
+        problems += [str(e), "summary.json: not recomputed, because of the problem above"]
+        return Outcome(problems, len(raw.logs))
+    for run in expected["runs"]:
+        problems += run["log_problems"]
+    figures = 0
+    try:
+        stored = summ.read_json(bundle, "summary.json")
+    except BenchError as e:
+        problems.append(str(e))
+    else:
+        diff = _Diff("summary.json")
+        diff.walk(json.loads(summ.dumps(expected)), stored, "")
+        problems += diff.problems
+        figures += diff.figures
+    figures += _check_rows(raw, expected, problems)
+    _check_rendered(raw, expected, problems)
+    return Outcome(problems, len(expected["runs"]), figures)
+
+
+def verify(bundle: Path) -> Outcome:
+    """check(), raising VerifyError (exit 1) that lists every problem."""
+    out = check(bundle)
+    if out.problems:
+        lines = "\n".join(f"  - {p}" for p in out.problems)
+        raise VerifyError(f"{bundle}: does not verify ({len(out.problems)} problem"
+                          f"{'s' * (len(out.problems) != 1)}):\n{lines}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ --rerun
+
+def prediction_interval(times: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Student t prediction interval for one more draw: mean ± t(1-a/2, n-1)·s·sqrt(1+1/n); n >= 2."""
+    import statistics
+
+    from scipy import stats as sps
+
+    n = len(times)
+    if n < 2:
+        return None
+    mean, s = statistics.fmean(times), statistics.stdev(times)
+    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * s * math.sqrt(1 + 1 / n)
+    return mean - half, mean + half
+
+
+def rerun_verdict(reported: list[float], new: list[float | None]) -> tuple[bool, list[str]]:
+    """(every new run inside?, lines that state the test and each result). `new` holds None for a miss."""
+    from scipy import stats as sps
+
+    n, k = len(reported), len(new)
+    lines = []
+    pi = prediction_interval(reported)
+    if pi is None:
+        lines.append(f"reported: {n} time(s)-to-target: no distribution to compare against (needs >= 2); "
+                     f"only checking that each new run reaches the target")
+    else:
+        lines.append(f"reported: n={n} times-to-target, mean {sum(reported) / n:.3f} s")
+        lines.append(f"test: each new run must fall inside the 95% prediction interval "
+                     f"mean ± t(0.975, n-1)·s·sqrt(1+1/n) = [{pi[0]:.3f}, {pi[1]:.3f}] s")
+    ok = True
+    for i, t in enumerate(new, start=1):
+        if t is None:
+            ok = False
+            lines.append(f"  new run {i}: missed the target -> outside")
+        elif pi is None:
+            lines.append(f"  new run {i}: {t:.3f} s (reached)")
+        else:
+            inside = pi[0] <= t <= pi[1]
+            ok &= inside
+            lines.append(f"  new run {i}: {t:.3f} s -> {'inside' if inside else 'OUTSIDE'}")
+    hits = [t for t in new if t is not None]
+    if k >= 2 and n >= 2 and len(hits) >= 2:
+        res = sps.ttest_ind(reported, hits, equal_var=False)
+        lines.append(f"Welch's t-test, H0: equal mean time-to-target (two-sided): t = {float(res.statistic):.3f}, "
+                     f"p = {float(res.pvalue):.4g}")
+    elif k >= 2:
+        lines.append("Welch's t-test: not computed (needs >= 2 reported and >= 2 new times)")
+    return ok, lines
+
+
+def _machine_warnings(old_env: dict, old_rows: list[dict], new_bundle: Path) -> list[str]:
+    new_env = summ.read_json(new_bundle, "env.json")
+    new_rows = summ.read_rows(new_bundle)
+    out = []
+    old_dev = next((r.get("device_name") for r in old_rows if r.get("device_name")), None)
+    new_dev = next((r.get("device_name") for r in new_rows if r.get("device_name")), None)
+    if old_dev != new_dev:
+        out.append(f"warning: the device differs: bundle {old_dev!r}, this machine {new_dev!r}")
+    if old_env.get("torch") != new_env.get("torch"):
+        out.append(f"warning: torch differs: bundle {old_env.get('torch')}, this machine {new_env.get('torch')}")
+    return out
+
+
+def rerun(bundle: Path, runs: int = 1, say=print) -> int:
+    """Train the bundle's recipe `runs` times here (tables and bundles in a temporary directory) and test
+    the new times against the reported ones. 0 when every new run falls inside, else 1."""
+    import yaml
+
+    from bench.recipe import from_dict
+    from bench.run import run_recipe
+
+    if runs < 1:
+        raise BenchError(f"--runs {runs}: allowed: >= 1")
+    verify(bundle)  # a bundle that does not check out has no distribution worth reproducing
+    raw = summ.load(bundle)
+    recipe = from_dict(yaml.safe_load((bundle / "recipe.yaml").read_text(encoding="utf-8")),
+                       str(bundle / "recipe.yaml"))
+    facts = summ.compute(raw)
+    reported = [r["time_to_target_s"] for r in facts["runs"] if r["time_to_target_s"] is not None]
+    data_dir = raw.env.get("data_dir") or None
+    say(f"rerun: {runs} new run(s) of {recipe.name} [{recipe.hash}] with the bundle's seeds, data "
+        f"{raw.env.get('data_source')}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rerun-"))
+    try:
+        rows, new_bundle = run_recipe(recipe, data=raw.env.get("data_source"),
+                                      data_dir=Path(data_dir) if data_dir else None,
+                                      results_path=tmp / "results.csv", runs=runs, reports_dir=tmp / "reports",
+                                      argv=["bench", "verify", str(bundle), "--rerun"],
+                                      say=lambda text: [say(f"  rerun | {line}") for line in text.splitlines()])
+        warnings = _machine_warnings(raw.env, raw.rows, new_bundle) if new_bundle else []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for w in warnings:
+        say(w)
+    new = [r["time_to_target_s"] if r["status"] == "reached" else None for r in rows]
+    ok, lines = rerun_verdict(reported, new)
+    for line in lines:
+        say(line)
+    say(f"result: {'every new run is inside: reproduced' if ok else 'NOT reproduced'} "
+        f"({sum(t is not None for t in new)}/{len(new)} new runs reached the target)")
+    return 0 if ok else 1

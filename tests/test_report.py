@@ -1,0 +1,456 @@
+"""Report bundles: finalize, report, verify (and --rerun), compare, submit.
+
+One tiny real bundle (cpu_quick, 2000/1000 images, 2 epochs, target lowered to 12%) is trained once per
+module and copied per test before any edit; the statistics wiring is checked on hand-made event logs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.report import manifest
+from bench.report.commands import register
+
+TINY = ["data.train_subset=2000", "data.test_subset=1000", "optim.epochs=2", "target.value=0.12"]
+
+
+def bench(*argv) -> int:
+    """What bench.cli.main does once the lead lists bench.report.commands: parse, run, map errors to codes."""
+    parser = argparse.ArgumentParser(prog="bench")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([str(a) for a in argv])
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def tree_hashes(d: Path) -> dict[str, str]:
+    return {p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def real_bundle(tmp_path_factory) -> Path:
+    from bench import recipe
+    from bench.run import run_recipe
+
+    tmp = tmp_path_factory.mktemp("real")
+    r = recipe.load("cpu_quick", TINY)
+    rows, bundle = run_recipe(r, results_path=tmp / "results.csv", runs=3, reports_dir=tmp / "reports",
+                              say=lambda s: None)
+    assert bundle is not None and not bundle.name.endswith(".partial")
+    assert any(row["status"] == "reached" for row in rows), "the lowered target should be reached"
+    return bundle
+
+
+@pytest.fixture
+def bundle(real_bundle, tmp_path) -> Path:
+    dest = tmp_path / real_bundle.name
+    shutil.copytree(real_bundle, dest)
+    return dest
+
+
+def first_log(b: Path) -> Path:
+    return sorted((b / "runs").glob("*/mllog.txt"))[0]
+
+
+# ------------------------------------------------------------------------------------------ real bundle
+
+@pytest.mark.slow
+def test_bundle_has_every_file_and_manifest_covers_them(bundle):
+    for rel in ("recipe.yaml", "env.json", "dataset.json", "results.csv", "summary.json", "report.md",
+                *manifest.PLOTS):
+        assert (bundle / rel).is_file(), rel
+    runs = sorted((bundle / "runs").iterdir())
+    assert len(runs) == 3
+    for run in runs:
+        for name in ("mllog.txt", "epochs.csv", "telemetry.csv", "dawnbench.tsv", "dawnbench.json"):
+            assert (run / name).is_file(), run / name
+        tsv = (run / "dawnbench.tsv").read_text().splitlines()
+        assert tsv[0] == "epoch\thours\ttop1Accuracy" and len(tsv) >= 2
+        doc = json.loads((run / "dawnbench.json").read_text())
+        assert {"version", "author", "authorEmail", "framework", "codeURL", "model", "hardware", "costPerHour",
+                "timestamp", "logFilename", "misc"} <= set(doc) and doc["author"] == ""
+    lines = (bundle / "MANIFEST").read_text().splitlines()
+    listed = [line.split("  ", 1)[1] for line in lines]
+    assert listed == sorted(listed)
+    assert listed == manifest.bundle_files(bundle)
+    for line in lines:
+        digest, rel = line.split("  ", 1)
+        assert hashlib.sha256((bundle / rel).read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.slow
+def test_verify_passes_and_reads_only(bundle, capsys):
+    before = tree_hashes(bundle)
+    assert bench("verify", bundle) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("verified: 3 runs, ") and "figures" in out
+    assert tree_hashes(bundle) == before
+
+
+@pytest.mark.slow
+def test_verify_names_an_edited_summary_number(bundle, capsys):
+    s = json.loads((bundle / "summary.json").read_text())
+    s["runs"][0]["wall_s"] *= 1.01
+    (bundle / "summary.json").write_text(json.dumps(s, indent=2, sort_keys=True) + "\n")
+    before = tree_hashes(bundle)
+    assert bench("verify", bundle) == 1
+    err = capsys.readouterr().err
+    run_id = s["runs"][0]["run_id"]
+    assert f"summary.json: runs[{run_id}].wall_s: file has" in err
+    assert "summary.json: changed" in err
+    assert tree_hashes(bundle) == before
+
+
+@pytest.mark.slow
+def test_verify_names_an_edited_event_log(bundle, capsys):
+    log = first_log(bundle)
+    lines = log.read_text().splitlines(keepends=True)
+    i = next(k for k, line in enumerate(lines) if '"eval_accuracy"' in line)
+    rec = json.loads(lines[i][len(":::MLLOG "):])
+    rec["value"] = round(rec["value"] + 0.05, 6)
+    lines[i] = ":::MLLOG " + json.dumps(rec) + "\n"
+    log.write_text("".join(lines))
+    assert bench("verify", bundle) == 1
+    err = capsys.readouterr().err
+    rel = log.relative_to(bundle).as_posix()
+    assert f"{rel}: changed (its sha256 differs from the one in MANIFEST)" in err
+    assert "best_acc: file has" in err and "results.csv:" in err  # the recomputed figures disagree too
+
+
+@pytest.mark.slow
+def test_verify_names_missing_and_extra_files(bundle, capsys):
+    (bundle / "dataset.json").unlink()
+    (bundle / "runs" / "notes.txt").write_text("hand-added\n")
+    assert bench("verify", bundle) == 1
+    err = capsys.readouterr().err
+    assert "dataset.json: missing (listed in MANIFEST" in err
+    assert "runs/notes.txt: extra file (not listed in MANIFEST)" in err
+
+
+@pytest.mark.slow
+def test_truncated_event_log_names_file_and_line(bundle, capsys):
+    log = first_log(bundle)
+    data = log.read_bytes()
+    log.write_bytes(data[:-30])  # a writer killed mid-line
+    n_lines = data[:-30].count(b"\n") + 1
+    before = tree_hashes(bundle)
+    assert bench("verify", bundle) == 1
+    err = capsys.readouterr().err
+    assert f"{log.relative_to(bundle).as_posix()}:{n_lines}: not an MLPerf log line" in err
+    assert "Traceback" not in err
+    assert tree_hashes(bundle) == before
+
+
+@pytest.mark.slow
+def test_malformed_results_csv_names_the_line(bundle, capsys):
+    with open(bundle / "results.csv", "a") as f:
+        f.write("half,a,row\n")
+    assert bench("verify", bundle) == 1
+    err = capsys.readouterr().err
+    assert "results.csv:5: malformed row" in err
+
+
+def test_verify_missing_dir_is_bad_input(tmp_path, capsys):
+    assert bench("verify", tmp_path / "nope") == 2
+    assert "no such bundle directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_regenerates_identical_bytes(bundle, capsys):
+    derived = ["report.md", "summary.json", *manifest.PLOTS]
+    before = {rel: (bundle / rel).read_bytes() for rel in derived}
+    before_manifest = (bundle / "MANIFEST").read_bytes()
+    for rel in derived:
+        (bundle / rel).unlink()
+    assert bench("report", bundle) == 0
+    for rel in derived:
+        assert (bundle / rel).read_bytes() == before[rel], rel
+    assert (bundle / "MANIFEST").read_bytes() == before_manifest
+    assert bench("verify", bundle) == 0
+
+
+@pytest.mark.slow
+def test_report_refuses_after_a_log_edit(bundle, capsys):
+    log = first_log(bundle)
+    log.write_text(log.read_text().replace('"seed", "value": ', '"seed", "value": 1', 1))
+    report_before = (bundle / "report.md").read_bytes()
+    assert bench("report", bundle) == 1
+    err = capsys.readouterr().err
+    assert "refusing to regenerate" in err and log.relative_to(bundle).as_posix() in err
+    assert (bundle / "report.md").read_bytes() == report_before
+
+
+@pytest.mark.slow
+def test_report_without_manifest_needs_the_flag(bundle, capsys):
+    (bundle / "MANIFEST").unlink()
+    assert bench("report", bundle) == 1
+    assert "--no-manifest" in capsys.readouterr().err
+    assert bench("report", bundle, "--no-manifest") == 0
+    assert bench("verify", bundle) == 0
+
+
+@pytest.mark.slow
+def test_report_md_content(bundle):
+    text = (bundle / "report.md").read_text()
+    assert "**This is NOT official CIFAR-10" in text
+    for needle in ("## Timing rules", "`time_to_target`", "olympic mean", "95% CI", "H0: mean accuracy <= target",
+                   "](plots/accuracy_vs_time.png)", "](plots/time_to_target.png)", "](plots/telemetry.png)",
+                   "## Anchors", "git commit"):
+        assert needle in text, needle
+
+
+@pytest.mark.slow
+def test_verify_rerun_states_the_test(bundle, capsys):
+    before = tree_hashes(bundle)
+    rc = bench("verify", bundle, "--rerun", "--runs", "1")
+    out = capsys.readouterr().out
+    assert "new run 1:" in out
+    reached = json.loads((bundle / "summary.json").read_text())["stats"]["n_reached"]
+    if reached >= 2:
+        assert "95% prediction interval mean ± t(0.975, n-1)·s·sqrt(1+1/n)" in out
+    else:
+        assert "no distribution to compare against" in out
+    assert (rc == 0) == ("reproduced" in out and "NOT reproduced" not in out)
+    assert tree_hashes(bundle) == before
+
+
+def test_rerun_verdict():
+    from bench.report.verify import prediction_interval, rerun_verdict
+
+    lo, hi = prediction_interval([10.0, 12.0])
+    # mean 11, s = sqrt(2), t(0.975, 1) = 12.706..., sqrt(1 + 1/2)
+    assert hi - 11.0 == pytest.approx(12.7062047 * 2 ** 0.5 * 1.5 ** 0.5, rel=1e-6)
+    ok, lines = rerun_verdict([10.0, 12.0, 11.0], [11.5])
+    assert ok and any("inside" in line for line in lines)
+    ok, lines = rerun_verdict([10.0, 10.1, 9.9], [20.0, 10.0])
+    assert not ok and any("OUTSIDE" in line for line in lines) and any("Welch" in line and "p = " in line
+                                                                        for line in lines)
+    ok, lines = rerun_verdict([10.0, 10.1, 9.9], [None])
+    assert not ok and "missed" in lines[-1]
+    ok, lines = rerun_verdict([10.0], [30.0])
+    assert ok and "no distribution to compare against" in lines[0]
+
+
+# ------------------------------------------------------------------------------------------ submit
+
+@pytest.mark.slow
+def test_submit_tree(bundle, tmp_path):
+    out = tmp_path / "subs"
+    assert bench("submit", bundle, "--out", out) == 0
+    env = json.loads((bundle / "env.json").read_text())
+    system = f"cpu-{env['cpu']['logical_cores']}c-{env['host']}"
+    dest = out / system / "cpu_quick"
+    assert json.loads((dest / "systems" / f"{system}.json").read_text())["host_processor_model_name"]
+    results = sorted((dest / "results" / system / "cpu_quick").iterdir())
+    assert [p.name for p in results] == ["result_0.txt", "result_1.txt", "result_2.txt"]
+    assert results[0].read_bytes() == first_log(bundle).read_bytes()
+    for rel in ("summary.json", "report.md", "bundle.MANIFEST", "MANIFEST", "dawnbench/result_0.tsv",
+                "dawnbench/result_2.json", *manifest.PLOTS):
+        assert (dest / rel).is_file(), rel
+    assert manifest.check(dest) == []
+    assert bench("submit", bundle, "--out", out) == 2  # exists: refuse without --force
+    assert bench("submit", bundle, "--out", out, "--force", "--system", "my box/1") == 0
+    assert (out / "my_box_1" / "cpu_quick" / "systems" / "my_box_1.json").is_file()
+
+
+@pytest.mark.slow
+def test_submit_refuses_a_bundle_that_fails_verify(bundle, tmp_path, capsys):
+    (bundle / "report.md").write_text("nothing to see\n")
+    assert bench("submit", bundle, "--out", tmp_path / "subs") == 1
+    assert "report.md" in capsys.readouterr().err
+    assert not (tmp_path / "subs").exists()
+
+
+# ------------------------------------------------------------------------------------------ hand-made logs
+
+def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9) -> Path:
+    """A bundle written through the real BundleWriter and MLLogger, from scripted evaluations."""
+    from bench import mllog, recipe
+    from bench.bundle import BundleWriter
+    from bench.results import device_hours
+    from bench.telemetry import write_csv
+
+    r = recipe.load("cpu_quick", [f"target.value={target}"])
+    w = BundleWriter(tmp_path / "reports", r)
+    env = {"device": "cpu", "world_size": 1, "nodes": 1, "torch": "2.x", "host": "testhost", "threads": 1,
+           "cpu": {"model": "Test CPU", "logical_cores": 2, "physical_cores": 2}, "cuda": {"version": None},
+           "git": {"commit": "abc", "dirty": False}, "gpus": [], "launcher": "none", "data_source": "x",
+           "data_dir": ""}
+    w.write_json("env.json", env)
+    w.write_json("dataset.json", {"name": "cifar10", "fingerprint": "f" * 64, "counts": {"train": 50000,
+                                                                                          "test": 10000}})
+    for i, spec in enumerate(runs):
+        run_id = f"20260101T00000{i}.000000Z-00000{i}"
+        now = [1000.0 * (i + 1)]
+        log = mllog.MLLogger(w.run_dir(run_id) / "mllog.txt", namespace=r.name, clock=lambda: now[0])
+        log.start("init_start")
+        log.event("seed", i)
+        log.event("train_samples", 50000)
+        log.event("eval_samples", 10000)
+        log.event("target_accuracy", target)
+        log.end("init_stop", metadata={"init_s": 1.5})
+        log.start("run_start")
+        for epoch, (t, acc) in enumerate(spec["evals"], start=1):
+            log.start("epoch_start", metadata={"epoch_num": epoch})
+            now[0] += t
+            log.end("epoch_stop", metadata={"epoch_num": epoch})
+            log.event("eval_accuracy", acc, metadata={"epoch_num": epoch, "elapsed_s": t})
+        status, ttt = spec["status"], spec.get("ttt")
+        if status == "killed":  # the process died: no run_stop, no row, no telemetry
+            log.close()
+            continue
+        epochs = len(spec["evals"]) if status != "aborted" else None
+        wall = 1.5 + (spec["evals"][-1][0] if spec["evals"] else 0.0)
+        log.end("run_stop", metadata={"status": "success" if status == "reached" else "aborted",
+                                      "bench_status": status, "wall_s": wall, "epochs": epochs,
+                                      "time_to_target_s": ttt})
+        log.close()
+        accs = [a for _, a in spec["evals"]]
+        fit = status != "aborted"
+        w.add_row({"run_id": run_id, "recipe": r.name, "recipe_hash": r.hash, "dataset_fingerprint": "f" * 64,
+                   "seed": i, "target": target, "status": status, "time_to_target_s": ttt,
+                   "best_acc": max(accs) if fit else None, "final_acc": accs[-1] if fit else None,
+                   "epochs": epochs, "init_s": 1.5, "wall_s": wall, "world_size": 1, "device_name": "Test CPU",
+                   "device_count": 1, "gpu_hours": device_hours(1, wall), "cost_usd": 0.0,
+                   "price_usd_per_hour": None, "price_source": "n/a (CPU)", "timestamp": "2026-01-01T00:00:00"})
+        gpus = [{"gpu": 0, "util_gpu_pct": 90.0, "power_w": 300.0, "mem_used_mb": 1000.0}] if i == 0 else []
+        write_csv([{"t": now[0] - 2, "cpu_percent": 50.0, "proc_rss_mb": 900.0, "proc_cpu_percent": 100.0,
+                    "gpus": gpus},
+                   {"t": now[0] - 1, "cpu_percent": 55.0, "proc_rss_mb": 950.0, "proc_cpu_percent": 99.0,
+                    "gpus": gpus}], w.run_dir(run_id) / "telemetry.csv")
+    return w.finish()
+
+
+RUNS = [
+    {"status": "reached", "evals": [(10.0, 0.85), (20.0, 0.91)], "ttt": 20.0},
+    {"status": "reached", "evals": [(12.0, 0.92)], "ttt": 12.0},
+    {"status": "missed", "evals": [(10.0, 0.89), (21.0, 0.88)]},
+    {"status": "reached", "evals": [(11.0, 0.90)], "ttt": 11.0},  # exactly at the target counts
+    {"status": "aborted", "evals": [(9.0, 0.5)]},
+]
+
+
+def test_summary_figures_match_hand_computation(tmp_path):
+    b = make_bundle(tmp_path, RUNS)
+    s = json.loads((b / "summary.json").read_text())
+    runs = {r["seed"]: r for r in s["runs"]}
+    assert runs[2]["best_acc"] == 0.89 and runs[2]["final_acc"] == 0.88 and runs[2]["status"] == "missed"
+    assert runs[3]["time_to_target_s"] == 11.0 and runs[0]["epochs"] == 2
+    assert runs[4]["status"] == "aborted" and runs[4]["best_acc"] is None
+    assert s["excluded_runs"] == [{"run_id": runs[4]["run_id"], "status": "aborted"}]
+    st = s["stats"]
+    assert st["n_runs"] == 4 and st["n_reached"] == 3 and st["success_rate"] == 0.75
+    assert st["time"]["mean"] == pytest.approx((20 + 12 + 11) / 3)
+    assert st["time"]["median"] == 12.0
+    # olympic: the miss is the slowest and 11 s the fastest; 12 and 20 remain
+    assert st["olympic_time"]["value"] == pytest.approx(16.0)
+    assert st["accuracy"]["mean"] == pytest.approx((0.91 + 0.92 + 0.88 + 0.90) / 4)  # final, not best
+    assert st["ttest"]["p"] is not None
+    assert s["dataset"]["official_cifar10"] is True
+    assert "NOT official" not in (b / "report.md").read_text()
+    assert bench("verify", b) == 0
+
+
+def test_no_run_reached_still_reports(tmp_path):
+    b = make_bundle(tmp_path, [{"status": "missed", "evals": [(5.0, 0.3)]},
+                               {"status": "missed", "evals": [(5.0, 0.4)]}])
+    s = json.loads((b / "summary.json").read_text())
+    assert s["stats"]["n_reached"] == 0 and s["stats"]["time"]["mean"] is None
+    assert "No run reached the target" in (b / "report.md").read_text()
+    assert bench("verify", b) == 0
+
+
+def test_killed_run_is_listed_as_aborted(tmp_path):
+    b = make_bundle(tmp_path, [{"status": "killed", "evals": [(5.0, 0.3)]}])
+    s = json.loads((b / "summary.json").read_text())
+    assert s["runs"][0]["status"] == "aborted" and s["stats"] is None and "nothing to summarise" in s["stats_note"]
+    assert (b / "runs" / s["runs"][0]["run_id"] / "dawnbench.tsv").is_file()
+    assert bench("verify", b) == 0
+
+
+def test_log_that_contradicts_itself_fails_verify(tmp_path, capsys):
+    b = make_bundle(tmp_path, [{"status": "missed", "evals": [(5.0, 0.95)]}])  # 95% >= 90% yet "missed"
+    assert bench("verify", b) == 1
+    err = capsys.readouterr().err
+    assert "run_stop says bench_status 'missed' but the evaluations make it 'reached'" in err
+    assert "results.csv:2" in err and "status" in err
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+def write_table(path: Path) -> None:
+    from bench.results import append_row
+
+    base = {"recipe_hash": "h", "device_name": "GPU A", "device_count": 1, "world_size": 1, "precision": "bf16",
+            "target": 0.94, "wall_s": 100.0, "gpu_hours": 100 / 3600, "cost_usd": 0.1, "data_wait_fraction": 0.01}
+    rows = [
+        ("fast", "fp1", "reached", 10.0, 0.941), ("fast", "fp1", "reached", 12.0, 0.945),
+        ("fast", "fp1", "missed", None, 0.93), ("fast", "fp1", "aborted", None, None),
+        ("slow", "fp1", "reached", 30.0, 0.95), ("slow", "fp1", "reached", 34.0, 0.952),
+        ("fast", "fp2", "reached", 8.0, 0.94),
+        ("never", "fp1", "missed", None, 0.90), ("never", "fp1", "failed", None, None),
+    ]
+    for i, (recipe, fp, status, t, acc) in enumerate(rows):
+        append_row(path, {**base, "run_id": f"r{i}", "recipe": recipe, "dataset_fingerprint": fp, "status": status,
+                          "time_to_target_s": t, "final_acc": acc, "best_acc": acc, "mfu": 0.3})
+
+
+def test_compare_ranks_groups_and_counts(tmp_path):
+    from bench.report.compare import compare_table, pareto_plot, table_warnings
+    from bench.results import read_table
+
+    write_table(tmp_path / "t.csv")
+    df = read_table(tmp_path / "t.csv")
+    rows = compare_table(df)
+    names = [(r["rank"], r["recipe"], r["dataset_fingerprint"]) for r in rows]
+    assert names == [(1, "fast", "fp2"), (2, "fast", "fp1"), (3, "slow", "fp1"), (None, "never", "fp1")]
+    fast1 = rows[1]
+    assert fast1["runs"] == 3 and fast1["reached"] == 2 and fast1["excluded"] == 1
+    assert fast1["success_rate"] == pytest.approx(2 / 3) and fast1["time_mean"] == 11.0
+    assert fast1["differs"] == ["dataset_fingerprint"] and rows[2]["differs"] == []
+    assert fast1["mfu_mean"] == pytest.approx(0.3)
+    assert rows[3]["excluded"] == 1 and rows[3]["success_rate"] == 0.0
+    assert [r["recipe"] for r in compare_table(df, recipes=["slow"])] == ["slow"]
+    assert compare_table(df, target=0.5) == []
+    warnings = table_warnings(df)
+    assert len(warnings) == 1 and "2 dataset fingerprints" in warnings[0]
+    out = pareto_plot(rows, tmp_path / "p.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_command_json_and_plot(tmp_path, capsys):
+    write_table(tmp_path / "t.csv")
+    rc = bench("compare", "--results", tmp_path / "t.csv", "--target", "0.94", "--plot", tmp_path / "c.png",
+               "--json", tmp_path / "c.json")
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "warning: the table holds 2 dataset fingerprints" in out
+    assert "fast (dataset differs)" in out and "excluded" in out
+    assert (tmp_path / "c.png").is_file()
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert set(doc) == {"results", "target", "recipes", "group_keys", "warnings", "rows"}
+    assert doc["target"] == 0.94 and len(doc["rows"]) == 4
+    for key in ("rank", "recipe", "recipe_hash", "dataset_fingerprint", "device_name", "device_count", "world_size",
+                "precision", "target", "runs", "reached", "success_rate", "excluded", "time_mean", "time_ci_low",
+                "time_ci_high", "final_acc_best", "final_acc_mean", "best_acc_mean", "gpu_hours_mean", "cost_mean",
+                "mfu_mean", "data_wait_fraction_mean", "dataset", "differs"):
+        assert key in doc["rows"][0], key
+    assert bench("compare", "--results", tmp_path / "missing.csv") == 2
+
+
+def test_pareto_front():
+    from bench.report.compare import pareto_front
+
+    pts = [(10, 90), (12, 95), (11, 89), (30, 96), (31, 95)]
+    assert pareto_front(pts) == [0, 1, 3]
