@@ -63,6 +63,29 @@ def num_batches(samples: int, batch_size: int) -> int:
     return math.ceil(samples / batch_size)
 
 
+class ArrayLoader:
+    """What the array-backed loaders share: the configuration, this rank's indices for an epoch and the
+    batch count. Subclasses turn indices (and the epoch's random plan) into batches."""
+
+    kind = "?"
+    synthetic = False
+
+    def __init__(self, split: Split, *, train, batch_size, device, dtype, channels_last, augment: Augment,
+                 seed, rank, world):
+        self.train, self.batch_size, self.device = train, batch_size, device
+        self.dtype, self.channels_last, self.augment = dtype, channels_last, augment
+        self.seed, self.rank, self.world, self.n = seed, rank, world, len(split)
+        self.size = split.images.shape[1:3]
+        self.samples_per_epoch = len(self._indices(0))
+
+    def _indices(self, epoch: int) -> np.ndarray:
+        return shard_indices(self.n, train=self.train, epoch=epoch, seed=self.seed, rank=self.rank,
+                             world=self.world)
+
+    def __len__(self) -> int:
+        return num_batches(self.samples_per_epoch, self.batch_size)
+
+
 def finish(x: torch.Tensor, dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
     """Cast a float NCHW batch and give it the requested memory format (copies only when needed)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bench.data.augment import Augment, draw_plan, pad_images
-from bench.data.loaders import finish, num_batches, shard_indices
+from bench.data.loaders import ArrayLoader, finish
 from bench.data.types import Split
 from bench.errors import BenchError
 
@@ -46,28 +46,17 @@ def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class DaliLoader:
+class DaliLoader(ArrayLoader):
     kind = "dali"
-    synthetic = False
 
     def __init__(self, split: Split, *, train, batch_size, device, dtype, channels_last, augment: Augment,
                  seed, rank, world):
         _dali()
-        self.train, self.batch_size, self.device = train, batch_size, device
-        self.dtype, self.channels_last, self.augment = dtype, channels_last, augment
-        self.seed, self.rank, self.world, self.n = seed, rank, world, len(split)
+        super().__init__(split, train=train, batch_size=batch_size, device=device, dtype=dtype,
+                         channels_last=channels_last, augment=augment, seed=seed, rank=rank, world=world)
         self.device_id = _device_id(device)
-        self.size = split.images.shape[1:3]
         self.images = pad_images(split.images, augment) if train else split.images
         self.labels = split.labels
-        self.samples_per_epoch = len(self._indices(0))
-
-    def _indices(self, epoch: int) -> np.ndarray:
-        return shard_indices(self.n, train=self.train, epoch=epoch, seed=self.seed, rank=self.rank,
-                             world=self.world)
-
-    def __len__(self) -> int:
-        return num_batches(self.samples_per_epoch, self.batch_size)
 
     def _batches(self, epoch: int):
         idx = self._indices(epoch)

@@ -9,31 +9,20 @@ import numpy as np
 import torch
 
 from bench.data.augment import Augment, crop_flip, draw_plan, normalise, pad_images
-from bench.data.loaders import finish, num_batches, shard_indices
+from bench.data.loaders import ArrayLoader, finish
 from bench.data.types import Split
 
 
-class DeviceLoader:
+class DeviceLoader(ArrayLoader):
     kind = "device"
-    synthetic = False
 
     def __init__(self, split: Split, *, train, batch_size, device, dtype, channels_last, augment: Augment,
                  seed, rank, world):
-        self.train, self.batch_size, self.device = train, batch_size, device
-        self.dtype, self.channels_last, self.augment = dtype, channels_last, augment
-        self.seed, self.rank, self.world = seed, rank, world
-        self.n, self.size = len(split), split.images.shape[1:3]
+        super().__init__(split, train=train, batch_size=batch_size, device=device, dtype=dtype,
+                         channels_last=channels_last, augment=augment, seed=seed, rank=rank, world=world)
         images = pad_images(split.images, augment) if train else split.images
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         self.labels = torch.from_numpy(split.labels).to(device)
-        self.samples_per_epoch = len(self._indices(0))
-
-    def _indices(self, epoch: int) -> np.ndarray:
-        return shard_indices(self.n, train=self.train, epoch=epoch, seed=self.seed, rank=self.rank,
-                             world=self.world)
-
-    def __len__(self) -> int:
-        return num_batches(self.samples_per_epoch, self.batch_size)
 
     def epoch(self, epoch: int):
         idx = self._indices(epoch)

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench.data.augment import Augment, draw_plan, pad_images
-from bench.data.loaders import finish, num_batches, shard_indices
+from bench.data.loaders import ArrayLoader, finish
 from bench.data.types import Split
 
 
@@ -47,29 +47,19 @@ class _EpochSampler(Sampler):
         return len(self.keys)
 
 
-class TorchLoader:
+class TorchLoader(ArrayLoader):
     kind = "torch"
-    synthetic = False
 
     def __init__(self, split: Split, *, train, batch_size, device, dtype, channels_last, augment: Augment,
                  seed, rank, world, workers):
-        self.train, self.batch_size, self.device = train, batch_size, device
-        self.dtype, self.channels_last, self.augment = dtype, channels_last, augment
-        self.seed, self.rank, self.world, self.n = seed, rank, world, len(split)
+        super().__init__(split, train=train, batch_size=batch_size, device=device, dtype=dtype,
+                         channels_last=channels_last, augment=augment, seed=seed, rank=rank, world=world)
         images = pad_images(split.images, augment) if train else split.images
         self.sampler = _EpochSampler()
         self.loader = DataLoader(
             _Samples(images, split.labels, split.images.shape[1:3], augment), batch_size=batch_size,
             sampler=self.sampler, num_workers=workers, pin_memory=device.type == "cuda",
             persistent_workers=workers > 0, drop_last=False)
-        self.samples_per_epoch = len(self._indices(0))
-
-    def _indices(self, epoch: int) -> np.ndarray:
-        return shard_indices(self.n, train=self.train, epoch=epoch, seed=self.seed, rank=self.rank,
-                             world=self.world)
-
-    def __len__(self) -> int:
-        return num_batches(self.samples_per_epoch, self.batch_size)
 
     def epoch(self, epoch: int):
         idx = self._indices(epoch)
