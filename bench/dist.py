@@ -53,6 +53,12 @@ class DistContext:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def grouped(self) -> bool:
+        """Joins a process group: always when a launcher started us, even alone, so a one-GPU torchrun
+        run exercises NCCL and DDP exactly as an eight-GPU one does."""
+        return self.launcher != "none"
+
 
 # --------------------------------------------------------------------------- detection
 
@@ -257,7 +263,7 @@ def init(ctx: DistContext, device_type: str, timeout_s: float = 120) -> str:
     import torch
     import torch.distributed as dist
 
-    if not ctx.distributed:
+    if not ctx.grouped:
         return "none"
     if dist.is_initialized():
         return dist.get_backend()

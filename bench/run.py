@@ -83,7 +83,7 @@ def build(recipe: Recipe, device: torch.device, dctx: dist.DistContext) -> tuple
     from bench.models import build_model
 
     model = build_model(recipe.model.arch, recipe.model.params)
-    if recipe.hardware.sync_bn and dctx.distributed:
+    if recipe.hardware.sync_bn and dctx.grouped:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
     if recipe.memory_format == "channels_last":
@@ -91,7 +91,7 @@ def build(recipe: Recipe, device: torch.device, dctx: dist.DistContext) -> tuple
     bare = model
     if recipe.compile:
         model = torch.compile(model)
-    if dctx.distributed:
+    if dctx.grouped:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
@@ -115,7 +115,7 @@ def _row_base(ctx: RunContext, run_id: str, seed: int, ds: Optional[Dataset]) ->
         "device": ctx.device.type, "device_name": ctx.mach.device_name,
         "device_count": ctx.dctx.world_size if ctx.device.type == "cuda" else 1,
         "world_size": ctx.dctx.world_size, "nodes": ctx.dctx.nodes, "procs_per_node": ctx.dctx.local_world_size,
-        "backend": dist.backend_name(ctx.device.type) if ctx.dctx.distributed else None,
+        "backend": dist.backend_name(ctx.device.type) if ctx.dctx.grouped else None,
         "global_batch_size": r.data.batch_size * ctx.dctx.world_size,
         "threads": ctx.threads,
         "torch": torch.__version__, "git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
@@ -200,7 +200,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         from bench.optim import Scheduled
 
         opt = Scheduled(model, recipe.optim, total_steps=len(train) * recipe.optim.epochs)
-        reduce = (lambda v: dist.all_reduce_sum(v, ctx.device)) if dctx.distributed else (lambda v: v)
+        reduce = (lambda v: dist.all_reduce_sum(v, ctx.device)) if dctx.grouped else (lambda v: v)
         if dctx.is_main and ctx.flops is None:
             _model_cost(ctx, bare, None)  # count FLOPs now: it belongs to init, not to the timed run
         init_s = clock.ready()
@@ -289,7 +289,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     if recipe.world_size != dctx.world_size and dctx.launcher != "none":
         raise BenchError(f"hardware: the recipe asks for {recipe.world_size} processes but the launcher started "
                          f"{dctx.world_size}; use --set hardware.procs_per_node=... / hardware.nodes=... to match")
-    if dctx.distributed:
+    if dctx.grouped:
         dist.init(dctx, device_type)
     device = torch.device(f"cuda:{dist.local_device_index(dctx)}" if device_type == "cuda" else "cpu")
     if device_type == "cuda":
@@ -336,7 +336,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
         if ctx.bundle is not None:
             bundle_dir = _publish(ctx)
         signal.signal(signal.SIGTERM, old)
-        if dctx.distributed:
+        if dctx.grouped:
             dist.shutdown()
     if bundle_dir is not None:
         say(str(bundle_dir))  # the last line: scripts read the bundle's path from it
