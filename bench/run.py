@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import traceback
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,13 +13,12 @@ from typing import Callable, Optional
 
 import torch
 
-from bench import dist, machine
+from bench import dist, machine, mllog
+from bench.bundle import BundleWriter
 from bench.clock import Clock, device_sync
-from bench.progress import StepBar
 from bench.data.types import Dataset
 from bench.errors import BenchError
-from bench import mllog
-from bench.bundle import BundleWriter
+from bench.progress import StepBar
 from bench.recipe import Recipe
 from bench.train import AMP_DTYPES, EpochRecord, FitResult, data_wait_fraction, evaluate, fit
 
@@ -45,8 +43,7 @@ class RunContext:
     mach: machine.Machine
     dctx: dist.DistContext
     threads: int
-    env: dict
-    argv: list[str]
+    env: dict  # envinfo.capture(), with the command line that started the run set
     bundle: Optional["BundleWriter"] = None  # rank 0 only
     flops: Optional[dict] = None
     say: Callable[[str], None] = print
@@ -89,26 +86,25 @@ def build(recipe: Recipe, device: torch.device, dctx: dist.DistContext) -> tuple
     if recipe.memory_format == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     bare = model
-    if recipe.compile:
-        model = torch.compile(model)
     if dctx.grouped:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
+    if recipe.compile:
+        model = torch.compile(model)  # after DDP, so the compiler sees its gradient buckets
     return model, bare
 
 
-def _row_base(ctx: RunContext, run_id: str, seed: int, ds: Optional[Dataset]) -> dict:
+def _row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
     r, env = ctx.recipe, ctx.env
     git = env.get("git") or {}
     return {
         "run_id": run_id,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": r.name, "recipe_hash": r.hash,
-        "dataset": ds.identity.name if ds else None,
-        "dataset_fingerprint": ds.identity.fingerprint if ds else None,
-        "train_images": len(ds.train) if ds else None, "test_images": len(ds.test) if ds else None,
+        "dataset": ds.identity.name, "dataset_fingerprint": ds.identity.fingerprint,
+        "train_images": len(ds.train), "test_images": len(ds.test),
         "seed": seed, "target": r.target.value,
         "precision": r.precision, "memory_format": r.memory_format, "loader": r.data.loader,
         "model": r.model.arch, "compile": r.compile,
@@ -130,10 +126,10 @@ def _costs(ctx: RunContext, wall_s: float) -> dict:
                        ctx.recipe.price.usd_per_gpu_hour, ctx.recipe.price.source)
 
 
-def _epoch_line(r: EpochRecord, steps_note: str = "") -> str:
+def _epoch_line(r: EpochRecord) -> str:
     acc = f"{r.test_acc * 100:6.2f}%" if r.test_acc is not None else "   -   "
     return (f"  epoch {r.epoch:3d}  {r.elapsed_s:8.1f}s  loss {r.train_loss:.4f}  test {acc}  "
-            f"lr {r.lr:.4f}  {r.images_per_s:8.0f} img/s  data wait {r.data_wait_s:.1f}s{steps_note}")
+            f"lr {r.lr:.4f}  {r.images_per_s:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
 
 
 def _event_sink(log: Optional[mllog.MLLogger]):
@@ -297,9 +293,9 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
         torch.backends.cudnn.benchmark = True
     threads = machine.set_threads(recipe, dctx.local_world_size)
     old = signal.signal(signal.SIGTERM, _on_sigterm)
+    env = {**envinfo.capture(device_type), "argv": list(argv or sys.argv)}
     ctx = RunContext(recipe, data or recipe.data.source, data_dir, Path(results_path), device, mach, dctx,
-                     threads, envinfo.capture(device_type),
-                     list(argv or sys.argv), say=say if dctx.is_main else (lambda s: None))
+                     threads, env, say=say if dctx.is_main else (lambda s: None))
     rows: list[dict] = []
     bundle_dir = None
     try:
