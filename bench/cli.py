@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     show.set_defaults(func=cmd_show)
 
-    for module in ("bench.data.commands", "bench.data.loader_bench", "bench.envinfo", "bench.report.commands"):
+    for module in ("bench.data.commands", "bench.data.loader_bench", "bench.envinfo", "bench.report.commands",
+                   "bench.speed", "bench.sweep"):
         __import__(module, fromlist=["register"]).register(sub)
     return p
 

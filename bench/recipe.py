@@ -119,6 +119,8 @@ class Recipe:
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     memory_format: Literal["channels_last", "contiguous"] = "channels_last"
     compile: bool = False
+    warmup_steps: int = _spec(3, lo=0, hi=1000, doc="training steps on random data before run_start, undone "
+                              "afterwards: cuDNN autotuning and compilation belong to init")
     target: Target = _spec(factory=Target)
     hardware: Hardware = _spec(factory=Hardware)
     runs: int = _spec(1, lo=1, hi=1000)
@@ -375,3 +377,34 @@ def load(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
     data = apply_overrides(data, list(overrides))
     where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     return from_dict(data, where)
+
+
+def family_files(spec: str) -> list[Path]:
+    """The recipe files of a family, sorted: a family name ("wrn" -> recipes/wrn/), a folder, or a glob.
+
+    Files whose names start with "_" are the bases the members extend, not members, so they are left out
+    unless the glob itself names them (e.g. "recipes/wrn/_*.yaml")."""
+    import glob as _glob
+
+    def members(paths, keep_underscore: bool = False) -> list[Path]:
+        return sorted({Path(p) for p in paths
+                       if Path(p).is_file() and Path(p).suffix in (".yaml", ".yml")
+                       and (keep_underscore or not Path(p).name.startswith("_"))})
+
+    given = Path(spec).expanduser()
+    for folder in (given, RECIPES_DIR / spec):
+        if folder.is_dir():
+            found = members(folder.glob("*.y*ml"))
+            if found:
+                return found
+    if _glob.has_magic(spec):
+        keep = Path(spec).name.startswith("_")
+        roots = [Path.cwd()] if given.is_absolute() else [Path.cwd(), RECIPES_DIR.parent]
+        for root in roots:
+            found = members(_glob.glob(str(root / spec)), keep_underscore=keep)
+            if found:
+                return found
+    families = sorted(d.name for d in RECIPES_DIR.iterdir()
+                      if d.is_dir() and any(d.glob("*.y*ml"))) if RECIPES_DIR.is_dir() else []
+    raise BenchError(f"recipe family {spec!r}: no recipe files found (as a family name under {RECIPES_DIR}, "
+                     f"a folder, or a glob); known families: {', '.join(families) or 'none'}")

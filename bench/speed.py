@@ -1,0 +1,506 @@
+"""`bench speed`: how fast a recipe's model trains, with data and accuracy taken out of the picture.
+
+Synthetic inputs already on the device, the recipe's model, precision, memory format and optimiser, the
+same step as the training loop (bench.train.fit). It answers the question the seed asks of every
+architecture paper that only counts FLOPs: how long does a batch actually take, and does it fit?
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import socket
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from bench.errors import BenchError
+
+# The JSON rows carry exactly these keys, in this order (scripts and the study read them).
+JSON_KEYS = ("recipe", "device", "precision", "memory_format", "batch_size", "images_per_s", "step_ms",
+             "forward_ms", "backward_ms", "peak_memory_mb", "params", "flops_per_image", "mfu")
+# The CSV adds what makes a timing comparable with another one; CPU timings depend on threads.
+ENV_KEYS = ("threads", "torch", "device_name", "host", "git_commit", "timestamp")
+
+MEMORY_HOW = {"cuda": "torch.cuda.max_memory_allocated",
+              "cpu": "peak resident set size (VmHWM, reset through /proc/self/clear_refs) minus the RSS "
+                     "before the model was built"}
+CPU_RAM_HEADROOM = 0.8  # share of free RAM a --find-max-batch try may be predicted to use on the CPU
+
+
+# ---------------------------------------------------------------- peak memory
+
+
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_rss_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")  # Linux >= 4.0: VmHWM := VmRSS
+        return True
+    except OSError:
+        return False
+
+
+def _release_freed_heap() -> None:
+    # Freed tensors can stay in glibc's heap; without a trim the next config reuses that memory and its
+    # RSS growth (our measure) comes out too small.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakMemory:
+    """Peak memory in MB between start() and stop(): allocator peak on CUDA, resident-set peak on the CPU."""
+
+    def __init__(self, device):
+        self.device = device
+        self.base = 0.0
+        self.how = MEMORY_HOW[device.type]
+
+    def start(self) -> None:
+        import torch
+
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2**20
+            return
+        _release_freed_heap()
+        if not _reset_rss_peak():
+            self.how = "not measured: /proc/self/clear_refs is not writable"
+            self.base = None
+            return
+        self.base = (_proc_status_kb("VmRSS") or 0) / 1024
+
+    def stop(self) -> Optional[float]:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device) / 2**20 - self.base
+        peak = _proc_status_kb("VmHWM")
+        return None if self.base is None or peak is None else max(0.0, peak / 1024 - self.base)
+
+
+# ---------------------------------------------------------------- one measurement
+
+
+def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
+    """Median step time and its forward/backward split at one batch size; raises the allocator's error
+    when it does not fit (the caller decides whether that is an answer or a failure)."""
+    import torch
+    from torch import nn
+
+    from bench.clock import device_sync
+    from bench.models import build_model
+    from bench.optim import Scheduled
+    from bench.train import AMP_DTYPES, autocast
+
+    sync = device_sync(device)
+    memory = PeakMemory(device)
+    memory.start()
+    model = opt = x = y = loss = None
+    try:
+        model = build_model(recipe.model.arch, recipe.model.params).to(device)
+        channels_last = recipe.memory_format == "channels_last"
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.train()
+        opt = Scheduled(model, recipe.optim, total_steps=2 * (warmup + steps) + 1)
+        criterion = nn.CrossEntropyLoss(label_smoothing=recipe.optim.label_smoothing)
+        scaler = torch.amp.GradScaler(device.type) if recipe.precision == "fp16" else None
+        # Inputs arrive the way the harness's loaders hand them over: compute dtype, chosen layout.
+        x = torch.randn(batch_size, 3, 32, 32, device=device, dtype=AMP_DTYPES[recipe.precision] or torch.float32)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (batch_size,), device=device)
+
+        def forward():
+            opt.apply()
+            with autocast(device.type, recipe.precision):
+                return criterion(model(x), y)
+
+        def backward(loss):
+            opt.optimizer.zero_grad(set_to_none=True)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+
+        def update():
+            if scaler is not None:
+                scaler.step(opt.optimizer)
+                scaler.update()
+            else:
+                opt.optimizer.step()
+            opt.advance()
+
+        def step():
+            backward(forward())
+            update()
+
+        for _ in range(warmup):
+            step()
+        sync()
+        step_s = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            step()
+            sync()
+            step_s.append(time.perf_counter() - t0)
+        # A separate pass: the syncs between forward and backward would otherwise slow the timed steps.
+        fwd_s, bwd_s = [], []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            loss = forward()
+            sync()
+            t1 = time.perf_counter()
+            backward(loss)
+            sync()
+            t2 = time.perf_counter()
+            update()
+            fwd_s.append(t1 - t0)
+            bwd_s.append(t2 - t1)
+        sync()
+        peak = memory.stop()
+    finally:
+        del model, opt, x, y, loss
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    step = statistics.median(step_s)
+    return {"batch_size": batch_size, "images_per_s": batch_size / step, "step_ms": step * 1e3,
+            "forward_ms": statistics.median(fwd_s) * 1e3, "backward_ms": statistics.median(bwd_s) * 1e3,
+            "peak_memory_mb": peak}
+
+
+def model_cost(recipe, device) -> tuple[int, Optional[float]]:
+    """(parameters, counted training FLOPs per image); FLOPs do not depend on batch size or precision."""
+    from bench.flops import flops_per_image
+    from bench.models import build_model, count_parameters
+
+    model = build_model(recipe.model.arch, recipe.model.params).to(device)
+    try:
+        flops = flops_per_image(model, device=device)["train_step"]
+    except Exception as exc:  # a model the counter cannot trace still gets its timings
+        print(f"warning: {recipe.name}: FLOPs not counted ({type(exc).__name__}: {exc})", file=sys.stderr)
+        flops = None
+    return count_parameters(model), flops
+
+
+# ---------------------------------------------------------------- the largest batch that fits
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _between(good: int, bad: int) -> Optional[int]:
+    """The next batch to try between a fit and a failure, or None when the gap is too small to matter:
+    under ~6% of the batch (or 8 images) a finer answer costs more tries than it is worth."""
+    if bad - good <= max(8, good // 16):
+        return None
+    mid = (good + bad) // 2
+    rounded = mid - mid % 8  # multiples of 8 suit tensor cores
+    return rounded if rounded > good else mid
+
+
+def find_max_batch(measure_at: Callable[[int], dict], start: int, max_batch: int = 65536,
+                   on_try: Callable[[int, Optional[dict]], None] = lambda b, res: None
+                   ) -> tuple[int, dict, list[tuple[int, bool]]]:
+    """Double from `start` until a batch does not fit (or `max_batch`), then bisect back between the
+    largest fit and the smallest failure. `measure_at(batch)` returns a result or raises; out-of-memory
+    errors (see is_oom) mean "does not fit", anything else propagates. Returns (batch, its result, tries)."""
+    if start < 1 or max_batch < 1:
+        raise BenchError(f"--find-max-batch: start {start} and --max-batch {max_batch} must be >= 1")
+    tries: list[tuple[int, bool]] = []
+
+    def attempt(b: int) -> Optional[dict]:
+        try:
+            res = measure_at(b)
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            res = None
+        tries.append((b, res is not None))
+        on_try(b, res)
+        return res
+
+    good, best, bad = 0, None, None
+    b = min(start, max_batch)
+    while True:
+        res = attempt(b)
+        if res is None:
+            bad = b
+            break
+        good, best = b, res
+        if b >= max_batch:
+            break
+        b = min(2 * b, max_batch)
+    while best is None:  # not even the start fits: halve until something does
+        b = bad // 2
+        if b < 1:
+            raise BenchError("--find-max-batch: not even batch size 1 fits in memory")
+        res = attempt(b)
+        if res is None:
+            bad = b
+        else:
+            good, best = b, res
+    while bad is not None:
+        mid = _between(good, bad)
+        if mid is None:
+            break
+        res = attempt(mid)
+        if res is None:
+            bad = mid
+        else:
+            good, best = mid, res
+    return good, best, tries
+
+
+def guard_cpu_ram(measure_at: Callable[[int], dict]) -> Callable[[int], dict]:
+    """On the CPU, memory past what is free gets the process killed (or swapping) rather than an error:
+    refuse, as out of memory, a batch whose memory scaled from the last measurement would not fit."""
+    import psutil
+
+    last: list[tuple[int, float]] = []
+
+    def guarded(b: int) -> dict:
+        if last:
+            b0, mb0 = last[-1]
+            need = mb0 * b / b0
+            free = psutil.virtual_memory().available / 2**20
+            if need > CPU_RAM_HEADROOM * free:
+                raise MemoryError(f"batch {b}: about {need:.0f} MB predicted, {free:.0f} MB free")
+        res = measure_at(b)
+        if res.get("peak_memory_mb"):
+            last.append((b, res["peak_memory_mb"]))
+        return res
+
+    return guarded
+
+
+# ---------------------------------------------------------------- output
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _cells(row: dict) -> list[str]:
+    flops = row["flops_per_image"]
+    return [row["recipe"], row["device"], row["precision"], row["memory_format"], str(row["batch_size"]),
+            _fmt(row["images_per_s"], ",.0f"), _fmt(row["step_ms"], ".1f"), _fmt(row["forward_ms"], ".1f"),
+            _fmt(row["backward_ms"], ".1f"), _fmt(row["peak_memory_mb"], ",.0f"), f"{row['params'] / 1e6:.2f}",
+            _fmt(flops / 1e9 if flops else None, ".3f"), _fmt(row["mfu"] * 100 if row["mfu"] else None, ".1f")]
+
+
+HEADER = ["recipe", "device", "precision", "format", "batch", "images/s", "step ms", "fwd ms", "bwd ms",
+          "peak MB", "params M", "GFLOP/img", "MFU %"]
+
+
+def print_table(title: str, header: list[str], cells: list[list[str]], note: str = "", left: int = 1) -> None:
+    """rich on a terminal, aligned plain text in logs; the first `left` columns are text."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, caption=note or None)
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i < left else "right")
+        for c in cells:
+            table.add_row(*c)
+        Console().print(table)
+        return
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    print(title)
+    for line in [header, *cells]:
+        print("  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths))))
+    if note:
+        print(note)
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append to a CSV the way the results table is appended to: locked, rewritten atomically."""
+    from filelock import FileLock, Timeout
+
+    from bench import results
+
+    lock = FileLock(str(path) + ".lock", timeout=results.LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            header, old = results._read_records(Path(path), strict=True)
+            names = header + [k for k in rows[0] if k not in header]
+            records = [dict(zip(header, r)) for r in old]
+            records += [{k: results.format_value(v) for k, v in row.items()} for row in rows]
+            results.atomic_write(path, lambda f: results._write_rows(f, names, records))
+    except Timeout:
+        raise BenchError(f"could not lock {lock.lock_file} within {results.LOCK_TIMEOUT_S} s: another bench "
+                         f"process is writing {path}; if none is running, delete the lock file") from None
+
+
+def _environment(device, threads: int) -> dict:
+    import torch
+
+    from bench.envinfo import cpu_model, git_state
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    return {"threads": threads, "torch": torch.__version__, "device_name": name, "host": socket.gethostname(),
+            "git_commit": git_state().get("commit"),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+# ---------------------------------------------------------------- command
+
+
+def _recipe_files(specs: list[str]) -> list[Path]:
+    """Recipe names or paths; a family name, folder or glob stands for its members."""
+    from bench.recipe import family_files, resolve_path
+
+    files: list[Path] = []
+    for spec in specs:
+        try:
+            files.append(resolve_path(spec))
+        except BenchError as not_a_recipe:
+            try:
+                files += family_files(spec)
+            except BenchError as not_a_family:
+                raise BenchError(f"{not_a_recipe}\n{not_a_family}") from None
+    return files
+
+
+def _device(recipe):
+    import torch
+
+    want = recipe.hardware.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"{recipe.name}: device cuda but this machine has no CUDA GPU; use --device cpu")
+    if recipe.precision == "fp16" and want != "cuda":
+        raise BenchError(f"{recipe.name}: precision fp16 on the CPU is emulated and ~20x slower than bf16, "
+                         f"so its timing means nothing; profile it with --precision bf16 (recorded as bf16)")
+    return torch.device("cuda", torch.cuda.current_device()) if want == "cuda" else torch.device("cpu")
+
+
+def _batch_sizes(text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        sizes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise BenchError(f"--batch-sizes {text!r}: expected positive integers separated by commas, e.g. 64,128")
+    return sizes
+
+
+def run_speed(args, measure_fn: Callable = measure) -> int:
+    import torch
+
+    from bench import machine, recipe as recipes
+    from bench.flops import mfu, peak_flops
+
+    if args.steps < 1 or args.warmup < 0:
+        raise BenchError(f"--steps {args.steps} / --warmup {args.warmup}: allowed: steps >= 1, warmup >= 0")
+    sizes = _batch_sizes(args.batch_sizes)
+    if args.find_max_batch and sizes and len(sizes) > 1:
+        raise BenchError("--find-max-batch starts from one batch size; give one --batch-sizes value")
+    overrides = list(args.set)
+    for flag, key in ((args.device, "hardware.device"), (args.precision, "precision"),
+                      (args.memory_format, "memory_format")):
+        if flag:
+            overrides.append(f"{key}={flag}")
+    loaded = [recipes.load(f, overrides) for f in _recipe_files(args.recipes)]  # all checked before any timing
+    rows: list[dict] = []
+    csv_rows: list[dict] = []
+    env: dict = {}
+    for r in loaded:
+        device = _device(r)
+        threads = machine.set_threads(r, 1) if device.type == "cpu" else torch.get_num_threads()
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            torch.backends.cudnn.benchmark = True  # as in real runs: pick the fastest kernels per shape
+        env = _environment(device, threads)
+        params, flops = model_cost(r, device)
+        peak, _ = peak_flops(env["device_name"], r.precision) if device.type == "cuda" else (None, "")
+
+        def at(b: int, r=r, device=device) -> dict:
+            return measure_fn(r, device, b, args.steps, args.warmup)
+
+        results = []
+        if args.find_max_batch:
+            start = (sizes or [r.data.batch_size])[0]
+            guarded = guard_cpu_ram(at) if device.type == "cpu" else at
+            say = (lambda b, res, name=r.name: print(f"{name}: batch {b}: " + (
+                "fits" if res else "out of memory"), flush=True))
+            _, best, _ = find_max_batch(guarded, start, args.max_batch, on_try=say)
+            results.append(best)
+        else:
+            for b in sizes or [r.data.batch_size]:
+                results.append(at(b))
+        for res in results:
+            row = {"recipe": r.name, "device": device.type, "precision": r.precision,
+                   "memory_format": r.memory_format, **res, "params": params, "flops_per_image": flops,
+                   "mfu": mfu(flops, res["images_per_s"], peak) if flops and peak else None}
+            rows.append({k: row[k] for k in JSON_KEYS})
+            csv_rows.append({**rows[-1], **env})
+    note = f"peak memory: {MEMORY_HOW[rows[0]['device']]}" if rows else ""
+    title = f"training step speed ({args.steps} steps after {args.warmup} warm-up, synthetic data)"
+    if env:
+        title += f" on {env['device_name']}, {env['threads']} threads" if rows[0]["device"] == "cpu" else \
+            f" on {env['device_name']}"
+    print_table(title, HEADER, [_cells(row) for row in rows], note, left=4)
+    if args.json:
+        text = json.dumps(rows, indent=2) + "\n"
+        from bench.results import atomic_write
+
+        atomic_write(args.json, lambda f: f.write(text))
+        print(f"wrote {args.json}")
+    if args.csv:
+        append_rows(Path(args.csv), csv_rows)
+        print(f"appended {len(rows)} row{'s' * (len(rows) != 1)} to {args.csv}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "speed", help="time training steps of recipes' models on synthetic data (no accuracy)",
+        description="Median training-step time, images/s, forward/backward split, peak memory, FLOPs and "
+                    "MFU of each recipe's model on synthetic inputs. Flags override the recipe, so a GPU "
+                    "(fp16) recipe can be profiled on a CPU with --device cpu --precision bf16.")
+    p.add_argument("recipes", nargs="+", metavar="RECIPE",
+                   help="recipe names or files; a family name, folder or glob stands for its members")
+    p.add_argument("--batch-sizes", help="comma-separated, e.g. 64,128,256 (default: the recipe's per-device batch)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: the recipe's hardware.device")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: the recipe's")
+    p.add_argument("--memory-format", choices=["channels_last", "contiguous"], help="default: the recipe's")
+    p.add_argument("--steps", type=int, default=20, help="timed steps; the median is reported (default 20)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a recipe field")
+    p.add_argument("--json", metavar="PATH", help="write the rows as a JSON list")
+    p.add_argument("--csv", metavar="PATH", help="append the rows, with environment fields, to a CSV "
+                                                 "(e.g. results/speed.csv)")
+    p.add_argument("--find-max-batch", action="store_true",
+                   help="the largest batch that fits: double from the (first) batch size until out of "
+                        "memory, then back off; reports that batch")
+    p.add_argument("--max-batch", type=int, default=65536, help="--find-max-batch stops here (default 65536)")
+    p.set_defaults(func=run_speed)
