@@ -20,7 +20,7 @@ from bench.data.types import Dataset
 from bench.errors import BenchError
 from bench.progress import StepBar
 from bench.recipe import Recipe
-from bench.train import AMP_DTYPES, EpochRecord, FitResult, data_wait_fraction, evaluate, fit
+from bench.train import AMP_DTYPES, EpochRecord, FitResult, data_wait_fraction, evaluate, fit, warm_up
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,6 +132,20 @@ def _epoch_line(r: EpochRecord) -> str:
             f"lr {r.lr:.4f}  {r.images_per_s:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
 
 
+def _batch_sizes(samples: int, batch_size: int) -> list[int]:
+    """The distinct batch sizes of an epoch: the full one and the last partial one, if any."""
+    return sorted({min(batch_size, samples), samples % batch_size} - {0}, reverse=True)
+
+
+def _random_batch(recipe: Recipe, ds: Dataset, batch_size: int, device: torch.device):
+    """Inputs shaped, typed and laid out like the loader's, for warm-up."""
+    h, w = ds.train.images.shape[1:3]
+    fmt = torch.channels_last if recipe.memory_format == "channels_last" else torch.contiguous_format
+    x = torch.randn(batch_size, 3, h, w, device=device).to(AMP_DTYPES[recipe.precision] or torch.float32)
+    y = torch.randint(0, len(ds.identity.classes), (batch_size,), device=device)
+    return x.contiguous(memory_format=fmt), y
+
+
 def _event_sink(log: Optional[mllog.MLLogger]):
     """fit() reports MLPerf keys; epoch/eval keys bracket intervals, eval_accuracy is a point."""
     def on_event(key: str, meta: dict) -> None:
@@ -199,6 +213,12 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         reduce = (lambda v: dist.all_reduce_sum(v, ctx.device)) if dctx.grouped else (lambda v: v)
         if dctx.is_main and ctx.flops is None:
             _model_cost(ctx, bare, None)  # count FLOPs now: it belongs to init, not to the timed run
+        warm_up(model, bare, opt.optimizer, steps=recipe.warmup_steps,
+                train_batches=[_random_batch(recipe, ds, n, ctx.device)
+                               for n in _batch_sizes(train.samples_per_epoch, recipe.data.batch_size)],
+                eval_batches=[_random_batch(recipe, ds, n, ctx.device)[0]
+                              for n in _batch_sizes(test.samples_per_epoch, recipe.data.eval_batch_size)],
+                device_type=ctx.device.type, precision=recipe.precision)
         init_s = clock.ready()
         on_event(mllog.INIT_STOP, {"init_s": init_s})
         if dctx.is_main:

@@ -3,6 +3,7 @@ that reaches the target. It takes built parts (model, optimiser, loaders, clock)
 records; it writes no files, so the same loop serves runs, tests and the speed profiler."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,48 @@ def autocast(device_type: str, precision: str):
     return torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, criterion, scaler, x, y,
+               device_type: str, precision: str) -> torch.Tensor:
+    with autocast(device_type, precision):
+        loss = criterion(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss
+
+
+def warm_up(model: nn.Module, bare: nn.Module, optimizer: torch.optim.Optimizer, *, steps: int,
+            train_batches: list[tuple[torch.Tensor, torch.Tensor]], eval_batches: list[torch.Tensor],
+            device_type: str, precision: str) -> None:
+    """Training steps and evaluation forwards on random data, then every weight, buffer and optimizer
+    state is put back. cuDNN autotuning, compilation and allocator growth happen here, in init where the
+    timing rules put them, instead of in the first timed epoch; nothing is learned. cuDNN tunes per input
+    shape, so the caller passes every batch shape an epoch will see (full and last partial batch)."""
+    if steps <= 0:
+        return
+    saved_model = copy.deepcopy(bare.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    criterion = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
+    for x, y in train_batches:
+        for _ in range(steps):
+            train_step(model, optimizer, criterion, scaler, x, y, device_type, precision)
+    was_training = bare.training
+    bare.eval()
+    with torch.no_grad(), autocast(device_type, precision):
+        for x in eval_batches:
+            bare(x)
+    bare.train(was_training)
+    bare.load_state_dict(saved_model)
+    optimizer.load_state_dict(saved_optimizer)
+    optimizer.zero_grad(set_to_none=True)
+
+
 def evaluate(model: nn.Module, batches: Iterable, device_type: str, precision: str,
              reduce: Callable[[list[float]], list[float]] = lambda v: v) -> float:
     """Top-1 accuracy over the whole test set; with several processes each evaluates its shard and
@@ -118,16 +161,7 @@ def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[
                 break
             wait += time.perf_counter() - t0
             point = opt.apply()
-            with autocast(device_type, precision):
-                loss = criterion(model(x), y)
-            opt.optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt.optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.optimizer.step()
+            loss = train_step(model, opt.optimizer, criterion, scaler, x, y, device_type, precision)
             opt.advance()
             # Accumulate on the device: a .item() per step would synchronise and slow the GPU down.
             loss_sum = loss_sum.to(loss.device) + loss.detach().float() * y.shape[0]

@@ -118,3 +118,19 @@ def test_clock_reads_sync_first():
     clock.start_run()
     assert clock.since_run_start() == pytest.approx(1.0)
     assert len(calls) == 3
+
+
+def test_warm_up_leaves_weights_buffers_and_optimizer_untouched():
+    from bench.train import warm_up
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    warm_up(model, model, opt, steps=3, train_batches=[(x, y), (x[:5], y[:5])],
+            eval_batches=[torch.randn(4, 8)], device_type="cpu", precision="fp32")
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
+    assert opt.state_dict()["state"] == {} and all(p.grad is None for p in model.parameters())
+    assert model.training
