@@ -171,6 +171,12 @@ def append_row(path: str | os.PathLike, row: dict) -> None:
     status = row.get("status")
     if status not in STATUSES:
         raise BenchError(f"results row status is {status!r}; must be one of {', '.join(STATUSES)}")
+    append_rows(path, [row], leading=COLUMNS)
+
+
+def append_rows(path: str | os.PathLike, rows: list[dict], leading: list[str] = ()) -> None:
+    """Append rows to any CSV table under a lock, rewriting it atomically: `leading` columns first, then
+    the file's other columns, then new keys. Other bench tables (speed.csv) share this."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
@@ -178,12 +184,13 @@ def append_row(path: str | os.PathLike, row: dict) -> None:
         with lock:
             _remove_stale_temps(path)
             old_header, old_rows = _read_records(path, strict=True)
-            extras = [c for c in old_header if c not in COLUMNS]
-            extras += [k for k in row if k not in COLUMNS and k not in extras]
-            header = COLUMNS + extras
-            rows = [dict(zip(old_header, r)) for r in old_rows]
-            rows.append({k: format_value(v) for k, v in row.items()})
-            atomic_write(path, lambda f: _write_rows(f, header, rows))
+            header = list(leading)
+            header += [c for c in old_header if c not in header]
+            header += [k for row in rows for k in row if k not in header]
+            header = list(dict.fromkeys(header))
+            records = [dict(zip(old_header, r)) for r in old_rows]
+            records += [{k: format_value(v) for k, v in row.items()} for row in rows]
+            atomic_write(path, lambda f: _write_rows(f, header, records))
     except Timeout:
         raise BenchError(f"could not lock {lock.lock_file} within {LOCK_TIMEOUT_S} s: another bench process "
                          f"is writing {path}. If none is running, delete the lock file and retry.") from None

@@ -338,25 +338,6 @@ def print_table(title: str, header: list[str], cells: list[list[str]], note: str
         print(note)
 
 
-def append_rows(path: Path, rows: list[dict]) -> None:
-    """Append to a CSV the way the results table is appended to: locked, rewritten atomically."""
-    from filelock import FileLock, Timeout
-
-    from bench import results
-
-    lock = FileLock(str(path) + ".lock", timeout=results.LOCK_TIMEOUT_S)
-    try:
-        with lock:
-            header, old = results._read_records(Path(path), strict=True)
-            names = header + [k for k in rows[0] if k not in header]
-            records = [dict(zip(header, r)) for r in old]
-            records += [{k: results.format_value(v) for k, v in row.items()} for row in rows]
-            results.atomic_write(path, lambda f: results._write_rows(f, names, records))
-    except Timeout:
-        raise BenchError(f"could not lock {lock.lock_file} within {results.LOCK_TIMEOUT_S} s: another bench "
-                         f"process is writing {path}; if none is running, delete the lock file") from None
-
-
 def _environment(device, threads: int) -> dict:
     import torch
 
@@ -469,10 +450,10 @@ def run_speed(args, measure_fn: Callable = measure) -> int:
         title += f" on {env['device_name']}, {env['threads']} threads" if rows[0]["device"] == "cpu" else \
             f" on {env['device_name']}"
     print_table(title, HEADER, [_cells(row) for row in rows], note, left=4)
+    from bench.results import append_rows, atomic_write
+
     if args.json:
         text = json.dumps(rows, indent=2) + "\n"
-        from bench.results import atomic_write
-
         atomic_write(args.json, lambda f: f.write(text))
         print(f"wrote {args.json}")
     if args.csv:
