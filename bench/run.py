@@ -46,6 +46,7 @@ class RunContext:
     env: dict  # envinfo.capture(), with the command line that started the run set
     bundle: Optional["BundleWriter"] = None  # rank 0 only
     flops: Optional[dict] = None
+    first_run: int = 0  # runs before this set (a resumed sweep): seeds continue after them
     say: Callable[[str], None] = print
 
 
@@ -222,7 +223,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         init_s = clock.ready()
         on_event(mllog.INIT_STOP, {"init_s": init_s})
         if dctx.is_main:
-            ctx.say(f"run {index + 1}/{recipe.runs}  seed {seed}  init {init_s:.1f}s  "
+            ctx.say(f"run {index + 1 - ctx.first_run}/{recipe.runs}  seed {seed}  init {init_s:.1f}s  "
                     f"{len(train)} steps/epoch x {recipe.optim.epochs} epochs  target {recipe.target.value:.2%}")
         bar = StepBar(enabled=None if dctx.is_main else False)
         sampler.start()
@@ -291,9 +292,10 @@ def _finish(ctx: RunContext, clock: Clock, row: dict, result: Optional[FitResult
 def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional[Path] = None,
                results_path: Path = Path("results/results.csv"), runs: Optional[int] = None,
                reports_dir: Optional[Path] = Path("results/reports"), argv: Optional[list[str]] = None,
-               say: Callable[[str], None] = print) -> tuple[list[dict], Optional[Path]]:
+               first_run: int = 0, say: Callable[[str], None] = print) -> tuple[list[dict], Optional[Path]]:
     """Run `runs` times (default: the recipe's), append one row per run to the table and write the report
-    bundle (rank 0). Returns the rows and the bundle directory."""
+    bundle (rank 0). Returns the rows and the bundle directory. Run i uses seed recipe.seed + first_run + i,
+    so a resumed set (bench sweep topping up) continues with new seeds."""
     from bench import envinfo
 
     first_clock = Clock()  # anchored to process start: the first run's init includes interpreter start-up
@@ -315,7 +317,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     env = {**envinfo.capture(device_type), "argv": list(argv or sys.argv)}
     ctx = RunContext(recipe, data or recipe.data.source, data_dir, Path(results_path), device, mach, dctx,
-                     threads, env, say=say if dctx.is_main else (lambda s: None))
+                     threads, env, first_run=first_run, say=say if dctx.is_main else (lambda s: None))
     rows: list[dict] = []
     bundle_dir = None
     try:
@@ -337,7 +339,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
             clock = first_clock if i == 0 else Clock(since_process_start=0.0)
             clock.sync = device_sync(device)
             try:
-                row = run_once(ctx, ds, i, clock)
+                row = run_once(ctx, ds, first_run + i, clock)
             except BaseException as exc:
                 row = getattr(exc, "bench_row", None)
                 if row is not None and dctx.is_main:

@@ -27,8 +27,7 @@ class Planned:
     recipe: object  # bench.recipe.Recipe
     fingerprint: str
     done: int  # matching runs already in the table
-    todo: int  # runs this sweep will add
-    resumed: bool = False  # some runs done, the rest to do: seeds restart (run_recipe numbers runs from 0)
+    todo: int  # runs this sweep will add; their seeds continue after the `done` ones
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def make_plan(files: list[Path], overrides: list[str], runs: Optional[int], forc
         fp = prints[data or r.data.source]
         done = int(matching_rows(df, r.hash, fp, ident).sum()) if df is not None and len(df) else 0
         todo = want if force else max(0, want - done)
-        plan.append(Planned(f, r, fp, done, todo, resumed=not force and 0 < done < want))
+        plan.append(Planned(f, r, fp, done, todo))
     return plan
 
 
@@ -162,13 +161,10 @@ def sweep(plan: list[Planned], *, results_path: Path, reports_dir: Optional[Path
         eta = (f", about {_duration(sum(per_run_s) / len(per_run_s) * left)} left"
                if per_run_s else "")
         say(f"{tag}: {p.todo} run{'s' * (p.todo != 1)} (elapsed {_duration(time.perf_counter() - start)}{eta})")
-        if p.resumed:
-            say(f"{tag}: note: resuming after {p.done} earlier run(s); run seeds start again at "
-                f"{p.recipe.seed}, so some seeds repeat")
         t0 = time.perf_counter()
         try:
             run(p.recipe, tag, data=data, data_dir=data_dir, results_path=results_path, runs=p.todo,
-                reports_dir=reports_dir)
+                reports_dir=reports_dir, first_run=p.done)
         except Exception as exc:  # the run has recorded its aborted row; the other recipes still deserve theirs
             failures.append((p.recipe.name, f"{type(exc).__name__}: {exc}"))
             say(f"{tag}: failed: {type(exc).__name__}: {exc}")

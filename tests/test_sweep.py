@@ -88,7 +88,7 @@ def test_aborted_rows_do_not_count_and_runs_top_up(family, tmp_path):
     append_row(table, {**common, "status": "missed"})
     append_row(table, {**common, "status": "reached", "device_name": "other-gpu"})
     plan = sweep.make_plan(files, [], 2, False, table, None, None, sweep.Identity("c0ffee", "cpu-x"))
-    assert [(q.done, q.todo, q.resumed) for q in plan] == [(1, 1, True), (0, 2, False)]
+    assert [(q.done, q.todo) for q in plan] == [(1, 1), (0, 2)]
 
 
 def test_family_by_name_folder_and_glob_leave_bases_out(family):
