@@ -30,7 +30,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 validate: setup
-	$(PY) -m bench validate recipes/*.yaml
+	$(PY) -m bench validate recipes/*.yaml recipes/*/*.yaml
 
 clean-venv:
 	rm -rf $(VENV)
