@@ -22,5 +22,5 @@ step $PY -m bench run cpu_quick --data "$DATA" --set precision=fp16 --results "$
 # NCCL + DDP: a one-process torchrun group on the one GPU, short wrn22 (not to 94%)
 step $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m bench run wrn22 --data "$DATA" \
     --set optim.epochs=3 --set target.value=0.99 --results "$OUT/results.csv" --reports "$OUT/reports"
-step $PY -m bench speed recipes/bottleneck/*.yaml recipes/wrn/*.yaml --device cuda --json "$OUT/speed.json"
+step $PY -m bench speed bottleneck wrn --device cuda --json "$OUT/speed.json"
 exit $status
