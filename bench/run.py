@@ -127,10 +127,11 @@ def _costs(ctx: RunContext, wall_s: float) -> dict:
                        ctx.recipe.price.usd_per_gpu_hour, ctx.recipe.price.source)
 
 
-def _epoch_line(r: EpochRecord) -> str:
+def _epoch_line(r: EpochRecord, world_size: int = 1) -> str:
+    """Rank 0's epoch; images/s is scaled to all ranks (each trains an equal shard at the same pace)."""
     acc = f"{r.test_acc * 100:6.2f}%" if r.test_acc is not None else "   -   "
     return (f"  epoch {r.epoch:3d}  {r.elapsed_s:8.1f}s  loss {r.train_loss:.4f}  test {acc}  "
-            f"lr {r.lr:.4f}  {r.images_per_s:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
+            f"lr {r.lr:.4f}  {r.images_per_s * world_size:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
 
 
 def _batch_sizes(samples: int, batch_size: int) -> list[int]:
@@ -233,7 +234,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
             epochs=recipe.optim.epochs, eval_every=recipe.target.eval_every, target=recipe.target.value,
             clock=clock, device_type=ctx.device.type, precision=recipe.precision,
             label_smoothing=recipe.optim.label_smoothing, target_counts=not getattr(train, "synthetic", False),
-            on_epoch=lambda r: (done.append(r), ctx.say(_epoch_line(r))),
+            on_epoch=lambda r: (done.append(r), ctx.say(_epoch_line(r, dctx.world_size))),
             on_event=on_event, on_step=bar.step,
         )
         bar.close()
