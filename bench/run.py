@@ -163,21 +163,24 @@ def _event_sink(log: Optional[mllog.MLLogger]):
     return on_event
 
 
-def _model_cost(ctx: RunContext, bare: torch.nn.Module, images_per_s: Optional[float]) -> dict:
+def _count_flops(ctx: RunContext, bare: torch.nn.Module) -> None:
+    """FLOPs per image, once per run set, during init: counting runs the model, so it stays off the clock."""
+    from bench.flops import flops_per_image
+
+    try:
+        ctx.flops = flops_per_image(bare, device=ctx.device)
+    except Exception as exc:  # a model the counter cannot trace must not cost the run its row
+        ctx.flops = {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _model_cost(ctx: RunContext, images_per_s: Optional[float]) -> dict:
     from bench.flops import mfu, peak_flops
 
-    if ctx.flops is None:
-        try:
-            from bench.flops import flops_per_image
-
-            ctx.flops = flops_per_image(bare, device=ctx.device)
-        except Exception as exc:  # a model the counter cannot trace must not cost the run its row
-            ctx.flops = {"error": f"{type(exc).__name__}: {exc}"}
-    train_flops = ctx.flops.get("train_step")
+    flops = ctx.flops or {}
     peak, _ = peak_flops(ctx.mach.device_name, ctx.recipe.precision) if ctx.device.type == "cuda" else (None, "")
     per_device = images_per_s / ctx.dctx.world_size if images_per_s else None
-    return {"flops_per_image_fwd": ctx.flops.get("forward"), "flops_per_image_train": train_flops,
-            "mfu": mfu(train_flops, per_device, peak) if train_flops and per_device and peak else None}
+    return {"flops_per_image_fwd": flops.get("forward"), "flops_per_image_train": flops.get("train_step"),
+            "mfu": mfu(flops.get("train_step"), per_device, peak)}
 
 
 def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
@@ -214,7 +217,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         opt = Scheduled(model, recipe.optim, total_steps=len(train) * recipe.optim.epochs)
         reduce = (lambda v: dist.all_reduce_sum(v, ctx.device)) if dctx.grouped else (lambda v: v)
         if dctx.is_main and ctx.flops is None:
-            _model_cost(ctx, bare, None)  # count FLOPs now: it belongs to init, not to the timed run
+            _count_flops(ctx, bare)
         warm_up(model, bare, opt.optimizer, steps=recipe.warmup_steps,
                 train_batches=[_random_batch(recipe, ds, n, ctx.device)
                                for n in _batch_sizes(train.samples_per_epoch, recipe.data.batch_size)],
@@ -272,7 +275,7 @@ def _finish(ctx: RunContext, clock: Clock, row: dict, result: Optional[FitResult
                    images_per_s=images_per_s * ctx.dctx.world_size if images_per_s else None,
                    epoch_s_mean=train_s / len(done))
         if ctx.dctx.is_main:
-            out.update(_model_cost(ctx, None, out["images_per_s"]))
+            out.update(_model_cost(ctx, out["images_per_s"]))
     if result is not None:
         out.update(time_to_target_s=result.time_to_target_s)
     energy = [j for j in energy_joules(samples).values() if j is not None] if samples else []
