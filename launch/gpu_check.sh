@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}. PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 OUT=${OUT:-/tmp/gpu-check}
-DATA=${DATA:-../shared/data/cifar10-jpeg-q75.tar.xz}
+DATA=${DATA:-data/cifar10-jpeg-q75.tar.xz}
 mkdir -p "$OUT"
 status=0
 step() { echo "=== $*"; "$@" || { echo "!!! failed ($?): $*"; status=1; }; }

@@ -1,18 +1,18 @@
-"""Shared fixtures. Real-data tests use the lossy JPEG copy of CIFAR-10 that ships beside the repository
-(../shared/data); it is never labelled official CIFAR-10 (its fingerprint differs)."""
+"""Shared fixtures. Real-data tests use the lossy JPEG copy of CIFAR-10 that ships inside the repository
+(data/, see data/README.md); it is never labelled official CIFAR-10 (its fingerprint differs)."""
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-JPEG_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg-q75.tar.xz"
+JPEG_ARCHIVE = REPO / "data" / "cifar10-jpeg-q75.tar.xz"
 
 
 @pytest.fixture(scope="session")
 def jpeg_archive() -> Path:
-    if not JPEG_ARCHIVE.is_file():
-        pytest.skip(f"real-data test needs {JPEG_ARCHIVE}")
+    # Shipped in the repository: a missing file is a broken checkout, never a reason to skip.
+    assert JPEG_ARCHIVE.is_file(), f"{JPEG_ARCHIVE} is missing: the repository ships it (data/README.md)"
     return JPEG_ARCHIVE
 
 
