@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 DEFAULT_GPU_RECIPE = "wrn22"
 DEFAULT_CPU_RECIPE = "cpu_quick"
@@ -30,20 +30,20 @@ def cmd_run(args) -> int:
     r = recipes.load(name, args.set)
     if args.runs is not None and args.runs < 1:
         raise BenchError(f"--runs {args.runs}: allowed: >= 1")
-    from bench import dist
+    from bench.system import dist
 
     dctx = dist.detect()
     if r.world_size > 1 and dctx.launcher == "none":
         if r.hardware.nodes > 1:
             raise BenchError(f"hardware.nodes: {r.hardware.nodes} nodes need a cluster launcher: "
                              f"see launch/README.md (launch/torchrun.sh or launch/slurm.sbatch)")
-        from bench import machine
+        from bench.system import machine
 
         machine.check(r, machine.detect_machine())  # refuse before spawning anything
         print(f"{r.name}: {r.world_size} processes requested: re-launching through torchrun", flush=True)
         return dist.relaunch_with_torchrun(sys.argv[1:] if args.argv is None else args.argv,
                                            r.hardware.procs_per_node)
-    from bench.run import run_recipe
+    from bench.run.runner import run_recipe
 
     run_recipe(r, data=args.data, data_dir=args.data_dir, results_path=args.results, runs=args.runs,
                reports_dir=args.reports)
@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     show.set_defaults(func=cmd_show)
 
-    for module in ("bench.data.commands", "bench.data.loader_bench", "bench.envinfo", "bench.report.commands",
-                   "bench.speed", "bench.sweep"):
+    for module in ("bench.data.commands", "bench.data.loader_bench", "bench.system.envinfo", "bench.report.commands",
+                   "bench.studies.speed", "bench.studies.sweep"):
         __import__(module, fromlist=["register"]).register(sub)
     return p
 

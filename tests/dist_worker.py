@@ -1,4 +1,4 @@
-"""Test helper run by torchrun or as a fake srun task: joins the group through bench.dist and
+"""Test helper run by torchrun or as a fake srun task: joins the group through bench.system.dist and
 writes what this rank saw to OUTDIR/rank<N>.json.
 
     dist_worker.py OUTDIR [--fail-rank R | --hang-rank R] [--timeout S]
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import dist
+from bench.system import dist
 
 
 def main() -> int:

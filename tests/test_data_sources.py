@@ -23,7 +23,7 @@ from bench.data import cifar, folder
 from bench.data.cifar import default_data_dir, fetch_cifar10, load_cifar10_archive
 from bench.data.commands import register
 from bench.data.sources import describe, load_dataset
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_BATCH = 20

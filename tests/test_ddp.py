@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.results import read_table
+from bench.core.results import read_table
 
 CONFIG = ["--set", "data.train_subset=8000", "--set", "data.test_subset=2000", "--set", "optim.epochs=3",
           "--set", "target.value=0.40", "--set", "model.params.widths=[16,32,64,64]"]

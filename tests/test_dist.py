@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import dist
-from bench.dist import DistContext, detect
-from bench.errors import BenchError
+from bench.system import dist
+from bench.system.dist import DistContext, detect
+from bench.core.errors import BenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "dist_worker.py"
@@ -362,7 +362,7 @@ def test_relaunch_forwards_ctrl_c_once(tmp_path):
     ready = tmp_path / "ready"
     parent = f"""
 import sys
-from bench import dist
+from bench.system import dist
 dist.torchrun_command = lambda argv, n: [sys.executable, "-c", {CHILD!r}, {str(ready)!r}]
 sys.exit(dist.relaunch_with_torchrun(["run", "r.yaml"], 2))
 """

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bench import envinfo
+from bench.system import envinfo
 
 KEYS = {"host", "os", "python", "torch", "torchvision", "cuda", "cudnn", "nccl", "dali", "gpus", "gpu_count",
         "nvml_error", "cpu", "ram_gb", "git", "argv", "timestamp"}

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.errors import BenchError
-from bench.flops import flops_per_image, mfu, peak_flops
+from bench.core.errors import BenchError
+from bench.system.flops import flops_per_image, mfu, peak_flops
 
 # torch's FlopCounterMode counts a multiply-add as 2 FLOPs (2*M*N*K for a matmul).
 

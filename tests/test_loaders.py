@@ -19,7 +19,7 @@ from bench.data.loader_bench import KEYS, register
 from bench.data.loaders import LOADERS, make_loader
 from bench.data.sharding import epoch_indices, eval_indices
 from bench.data.types import Split
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def _have_dali() -> bool:

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from bench import mllog
-from bench.errors import BenchError
+from bench.core import mllog
+from bench.core.errors import BenchError
 
 
 def _typical_run(path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.models import ARCHITECTURES, build_model, count_parameters, model_params
 from bench.models.layers import Residual, conv_bn_act, leaky
 from bench.models.wrn import BasicBlock

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.optim import Scheduled, param_groups, schedule_point
+from bench.train.optim import Scheduled, param_groups, schedule_point
 from bench.recipe import Optim, Schedule
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from bench import recipe as recipes
 from bench.cli import main
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.report import manifest
 from bench.report.commands import register
 
@@ -41,7 +41,7 @@ def tree_hashes(d: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def real_bundle(tmp_path_factory) -> Path:
     from bench import recipe
-    from bench.run import run_recipe
+    from bench.run.runner import run_recipe
 
     tmp = tmp_path_factory.mktemp("real")
     r = recipe.load("cpu_quick", TINY)
@@ -276,10 +276,11 @@ def test_submit_refuses_a_bundle_that_fails_verify(bundle, tmp_path, capsys):
 
 def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9) -> Path:
     """A bundle written through the real BundleWriter and MLLogger, from scripted evaluations."""
-    from bench import mllog, recipe
-    from bench.bundle import BundleWriter
-    from bench.results import device_hours
-    from bench.telemetry import write_csv
+    from bench.core import mllog
+    from bench import recipe
+    from bench.run.bundle import BundleWriter
+    from bench.core.results import device_hours
+    from bench.system.telemetry import write_csv
 
     r = recipe.load("cpu_quick", [f"target.value={target}"])
     w = BundleWriter(tmp_path / "reports", r)
@@ -390,7 +391,7 @@ def test_log_that_contradicts_itself_fails_verify(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ compare
 
 def write_table(path: Path) -> None:
-    from bench.results import append_row
+    from bench.core.results import append_row
 
     base = {"recipe_hash": "h", "device_name": "GPU A", "device_count": 1, "world_size": 1, "precision": "bf16",
             "target": 0.94, "wall_s": 100.0, "gpu_hours": 100 / 3600, "cost_usd": 0.1, "data_wait_fraction": 0.01}
@@ -408,7 +409,7 @@ def write_table(path: Path) -> None:
 
 def test_compare_ranks_groups_and_counts(tmp_path):
     from bench.report.compare import compare_table, pareto_plot, table_warnings
-    from bench.results import read_table
+    from bench.core.results import read_table
 
     write_table(tmp_path / "t.csv")
     df = read_table(tmp_path / "t.csv")

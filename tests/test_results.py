@@ -4,10 +4,10 @@ import os
 import pandas as pd
 import pytest
 
-from bench import results
-from bench.errors import BenchError
-from bench.prices import lookup, resolve_price
-from bench.results import COLUMNS, append_row, read_table
+from bench.core import results
+from bench.core.errors import BenchError
+from bench.core.prices import lookup, resolve_price
+from bench.core.results import COLUMNS, append_row, read_table
 
 
 def _row(**kw):
@@ -148,7 +148,7 @@ def test_price_lookup():
     assert cpu.usd_per_hour is None and cpu.source == "n/a (CPU)"
     unknown = lookup("Radeon Mystery 9000", "cuda")
     assert unknown.usd_per_hour is None
-    assert unknown.source == "no price for Radeon Mystery 9000 in bench/prices.yaml; add one"
+    assert unknown.source == "no price for Radeon Mystery 9000 in bench/core/prices.yaml; add one"
 
 
 def test_recipe_price_override_and_cost():

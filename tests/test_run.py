@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.results import read_table
+from bench.core.results import read_table
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--set", "data.train_subset=4000", "--set", "data.test_subset=1000", "--set", "optim.epochs=3",

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from bench import speed
-from bench.errors import BenchError
+from bench.studies import speed
+from bench.core.errors import BenchError
 
 TINY = """
 name: tiny_speed

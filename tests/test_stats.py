@@ -4,8 +4,8 @@ import math
 import pytest
 from scipy import stats as sps
 
-from bench.errors import BenchError
-from bench.stats import describe, olympic_mean, summarize, ttest_above
+from bench.core.errors import BenchError
+from bench.core.stats import describe, olympic_mean, summarize, ttest_above
 
 
 def test_olympic_missed_run_is_the_slowest():

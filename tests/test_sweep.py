@@ -5,9 +5,11 @@ import time
 
 import pytest
 
-from bench import recipe, sweep
-from bench.errors import BenchError
-from bench.results import read_table
+from bench import recipe
+
+from bench.studies import sweep
+from bench.core.errors import BenchError
+from bench.core.results import read_table
 
 BASE = """
 name: tiny_base
@@ -31,7 +33,7 @@ def family(tmp_path, jpeg_archive):
 
 
 def current_commit():
-    from bench.envinfo import git_state
+    from bench.system.envinfo import git_state
 
     return git_state().get("commit")
 
@@ -75,7 +77,7 @@ def test_sweep_runs_resumes_forces_and_reruns_on_a_changed_set(family, tmp_path,
 
 
 def test_aborted_rows_do_not_count_and_runs_top_up(family, tmp_path):
-    from bench.results import append_row
+    from bench.core.results import append_row
 
     files = recipe.family_files(str(family))
     first = sweep.make_plan(files, [], 2, False, tmp_path / "none.csv", None, None,

@@ -5,8 +5,8 @@ from collections import namedtuple
 
 import pytest
 
-from bench.errors import BenchError
-from bench.telemetry import Sampler, decode_throttle, energy_joules, read_csv, write_csv
+from bench.core.errors import BenchError
+from bench.system.telemetry import Sampler, decode_throttle, energy_joules, read_csv, write_csv
 
 
 def test_real_sampler_on_this_machine():

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.clock import Clock
-from bench.optim import Scheduled
+from bench.core.clock import Clock
+from bench.train.optim import Scheduled
 from bench.recipe import Optim, Schedule
-from bench.train import TargetTracker, fit
+from bench.train.loop import TargetTracker, fit
 
 
 class FakeTime:
@@ -121,7 +121,7 @@ def test_clock_reads_sync_first():
 
 
 def test_warm_up_leaves_weights_buffers_and_optimizer_untouched():
-    from bench.train import warm_up
+    from bench.train.loop import warm_up
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))

@@ -22,7 +22,7 @@ import numpy as np
 from filelock import FileLock
 
 from bench.data.types import Split
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 DEFAULT_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"

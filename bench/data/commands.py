@@ -7,11 +7,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from bench.core.paths import data_base_dir
 from bench.data import cifar
 from bench.data.sources import default_data_dir, describe, load_dataset
 
-# Relative data paths in recipes are written against the checkout, wherever the command runs from.
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def register(subparsers) -> None:
@@ -48,7 +47,7 @@ def _write_json_atomic(path: Path, obj) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    ds = load_dataset(args.source, data_dir=args.data_dir, base_dir=REPO_ROOT)
+    ds = load_dataset(args.source, data_dir=args.data_dir, base_dir=data_base_dir())
     info = describe(ds.identity)
     print(f"name:        {info['name']}")
     print(f"fingerprint: {info['fingerprint']}")

@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from bench.data.identity import fingerprint, make_identity
 from bench.data.types import Dataset, Split
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")

@@ -15,7 +15,7 @@ import torch
 from bench.data.augment import Augment
 from bench.data.loaders import LOADERS, make_loader
 from bench.data.types import Split
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 KEYS = ("loader", "device", "batch_size", "images_per_s", "ms_per_batch", "cpu_util", "vs_synthetic")

@@ -8,7 +8,7 @@ from bench.data import cifar, folder
 from bench.data.cifar import default_data_dir
 from bench.data.identity import make_identity
 from bench.data.types import Dataset, DatasetIdentity
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 __all__ = ["load_dataset", "describe", "resolve_path", "default_data_dir"]
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.models.layers import Flatten, Residual, check_int, check_int_list, check_number, conv_bn_act, leaky
 
 

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 Flatten = nn.Flatten
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.models.layers import Flatten, check_int, check_number, relu
 
 

@@ -1,6 +1,6 @@
 """Report bundles: derive summary, exports, plots and report.md from a bundle's raw files, and hash it all.
 
-Public API: `finalize(bundle_dir)` (bench.bundle calls it before publishing a bundle); the commands
+Public API: `finalize(bundle_dir)` (bench.run.bundle calls it before publishing a bundle); the commands
 `bench report`, `verify`, `compare` and `submit` live in bench.report.commands; `bench.report.compare`
 exposes `compare_table` and `pareto_plot` for other code.
 """

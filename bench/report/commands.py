@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import BenchError, VerifyError
+from bench.core.errors import BenchError, VerifyError
 
 
 def cmd_report(args) -> int:

@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 GROUP_KEYS = ("recipe", "recipe_hash", "dataset_fingerprint", "device_name", "device_count", "world_size",
               "precision", "target")
@@ -57,7 +57,7 @@ def _filter(records: list[dict], target, recipes) -> list[dict]:
 def compare_table(df, target: float | None = None, recipes: list[str] | None = None) -> list[dict]:
     """Ranked groups (see module doc), fastest mean time-to-target first; groups that never reached come last,
     unranked (rank None), by best final accuracy. Every value is plain JSON."""
-    from bench.stats import describe
+    from bench.core.stats import describe
 
     records = _filter(_rows(df), target, recipes)
     groups: dict[tuple, list[dict]] = {}
@@ -247,7 +247,7 @@ def run(results: Path, target: float | None, recipes: list[str] | None, plot: Pa
         json_path: Path | None, say=print) -> int:
     import json
 
-    from bench.results import atomic_write, read_table
+    from bench.core.results import atomic_write, read_table
 
     results = Path(results)
     if not results.is_file():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.results import atomic_write
+from bench.core.results import atomic_write
 
 DAWNBENCH_VERSION = "v1.0"
 

@@ -10,7 +10,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from bench.results import atomic_write
+from bench.core.results import atomic_write
 
 NAME = "MANIFEST"
 PLOTS = ("plots/accuracy_vs_time.png", "plots/time_to_target.png", "plots/telemetry.png")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.prices import CPU_SOURCE
-from bench.results import atomic_write
+from bench.core.prices import CPU_SOURCE
+from bench.core.results import atomic_write
 
 # From /work/shared/ANCHORS.md ("CIFAR-10 time-to-94%"): official CIFAR-10, test top-1, GPU systems.
 ANCHORS = [

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import mllog
-from bench.errors import BenchError
+from bench.core import mllog
+from bench.core.errors import BenchError
 
 DPI = 100
 SIZE = (8.0, 5.0)
@@ -113,7 +113,7 @@ def time_to_target(summary: dict, path: Path) -> None:
 
 def _series(bundle: Path, summary: dict, logs: dict[str, list[dict]]):
     """Per run: (label, telemetry samples, run_start in clock seconds)."""
-    from bench.telemetry import read_csv
+    from bench.system.telemetry import read_csv
 
     out = []
     for run in summary["runs"]:

@@ -21,10 +21,10 @@ import re
 import shutil
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.report import manifest, summary as summ
 from bench.report.verify import verify
-from bench.results import atomic_write
+from bench.core.results import atomic_write
 
 
 def safe(name: str) -> str:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from bench import mllog
-from bench.errors import BenchError
-from bench.results import atomic_write, device_hours, cost
-from bench.prices import CPU_SOURCE
+from bench.core import mllog
+from bench.core.errors import BenchError
+from bench.core.results import atomic_write, device_hours, cost
+from bench.core.prices import CPU_SOURCE
 
 SCHEMA = "bench-summary/1"
 RAW_TOP = ("recipe.yaml", "env.json", "dataset.json", "results.csv")
@@ -69,7 +69,7 @@ class Raw:
 
     @property
     def target_counts(self) -> bool:
-        # bench.train: accuracy on synthetic training data never counts towards the target
+        # bench.train.loop: accuracy on synthetic training data never counts towards the target
         return (self.recipe.get("data") or {}).get("loader") != "synthetic"
 
     def row_for(self, run_id: str) -> dict | None:
@@ -253,7 +253,7 @@ def run_facts(run_id: str, events: list[dict], target: float, target_counts: boo
     if fit_done:
         counted = evals
         if status == "failed" and evals and evals[-1]["epoch"] == epochs_stopped:
-            counted = evals[:-1]  # bench.train stops on the diverged epoch before that eval counts as best
+            counted = evals[:-1]  # bench.train.loop stops on the diverged epoch before that eval counts as best
         facts.update(
             epochs=epochs_stopped,
             best_acc=max((e["acc"] for e in counted), default=None),
@@ -308,7 +308,7 @@ def priced(raw: Raw, facts: dict) -> dict:
 
 
 def summarize_runs(runs: list[dict], target: float) -> tuple[dict | None, str | None]:
-    from bench.stats import summarize
+    from bench.core.stats import summarize
 
     included = [r for r in runs if r["status"] in INCLUDED and r["final_acc"] is not None]
     if not included:

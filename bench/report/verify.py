@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError, VerifyError
+from bench.core.errors import BenchError, VerifyError
 from bench.report import exports, manifest, markdown, summary as summ
 
 REL_TOL = 1e-9
@@ -294,7 +294,7 @@ def rerun(bundle: Path, runs: int = 1, say=print) -> int:
     import yaml
 
     from bench.recipe import from_dict
-    from bench.run import run_recipe
+    from bench.run.runner import run_recipe
 
     if runs < 1:
         raise BenchError(f"--runs {runs}: allowed: >= 1")

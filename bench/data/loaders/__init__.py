@@ -17,7 +17,7 @@ import torch
 from bench.data.augment import Augment
 from bench.data.sharding import epoch_indices, eval_indices
 from bench.data.types import Split
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 LOADERS = ("device", "dali", "torch", "synthetic")
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)

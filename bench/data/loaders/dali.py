@@ -20,7 +20,7 @@ import torch
 from bench.data.augment import Augment, draw_plan, pad_images
 from bench.data.loaders import ArrayLoader, finish
 from bench.data.types import Split
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def _dali():

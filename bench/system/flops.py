@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 _BATCH = 2  # >1 so BatchNorm-style layers accept it; counts are linear in batch size
 

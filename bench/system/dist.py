@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 # Slurm reserves step ids near 2**32 for the batch script, the extern step and friends; a shell in
 # one of those is not an srun task and must not wait for peers that were never started.

@@ -12,8 +12,8 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import nn
 
-from bench.clock import Clock
-from bench.optim import Scheduled
+from bench.core.clock import Clock
+from bench.train.optim import Scheduled
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 

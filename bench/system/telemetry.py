@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 # NVML's clock event ("throttle") reason bits; fixed by the NVML API, so decoding does
 # not depend on which pynvml version is installed.

@@ -2,12 +2,12 @@
 
     <reports>/<recipe>-<YYYYmmddTHHMMSSZ>-<6 hex>/
       recipe.yaml          the resolved recipe (every field), with its hash in a comment
-      env.json             bench.envinfo.capture() plus threads, world size, launcher
+      env.json             bench.system.envinfo.capture() plus threads, world size, launcher
       dataset.json         bench.data.sources.describe(identity)
       results.csv          this set's rows, the same columns as the results table
       runs/<run_id>/mllog.txt      ':::MLLOG {...}' event lines (the raw truth for `bench verify`)
-      runs/<run_id>/epochs.csv     per-epoch records (bench.train.EpochRecord fields)
-      runs/<run_id>/telemetry.csv  bench.telemetry samples
+      runs/<run_id>/epochs.csv     per-epoch records (bench.train.loop.EpochRecord fields)
+      runs/<run_id>/telemetry.csv  bench.system.telemetry samples
     and, written from those by bench.report: summary.json, dawnbench.tsv/json, report.md, plots/, MANIFEST.
 
 While the set runs the directory is named `<name>.partial`; it gets its final name only once every file
@@ -26,7 +26,7 @@ from typing import Iterable
 import yaml
 
 from bench.recipe import Recipe
-from bench.results import atomic_write, format_value
+from bench.core.results import atomic_write, format_value
 
 
 def bundle_name(recipe: Recipe) -> str:

@@ -20,7 +20,7 @@ import statistics
 
 from scipy import stats as sps
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def describe(values: list[float], confidence: float = 0.95) -> dict:

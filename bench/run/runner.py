@@ -13,16 +13,19 @@ from typing import Callable, Optional
 
 import torch
 
-from bench import dist, machine, mllog
-from bench.bundle import BundleWriter
-from bench.clock import Clock, device_sync
-from bench.data.types import Dataset
-from bench.errors import BenchError
-from bench.progress import StepBar
-from bench.recipe import Recipe
-from bench.train import AMP_DTYPES, EpochRecord, FitResult, data_wait_fraction, evaluate, fit, warm_up
+from bench.system import dist
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from bench.system import machine
+
+from bench.core import mllog
+from bench.run.bundle import BundleWriter
+from bench.core.clock import Clock, device_sync
+from bench.data.types import Dataset
+from bench.core.errors import BenchError
+from bench.core.progress import StepBar
+from bench.recipe import Recipe
+from bench.train.loop import AMP_DTYPES, EpochRecord, FitResult, data_wait_fraction, evaluate, fit, warm_up
+
 
 
 class Interrupted(BaseException):
@@ -51,9 +54,10 @@ class RunContext:
 
 
 def load_data(recipe: Recipe, source: str, data_dir: Optional[Path]) -> Dataset:
+    from bench.core.paths import data_base_dir
     from bench.data.sources import load_dataset
 
-    ds = load_dataset(source, data_dir=data_dir, base_dir=REPO_ROOT)
+    ds = load_dataset(source, data_dir=data_dir, base_dir=data_base_dir())
     return Dataset(ds.train.subset(recipe.data.train_subset), ds.test.subset(recipe.data.test_subset),
                    ds.identity)
 
@@ -121,7 +125,7 @@ def _row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
 
 
 def _costs(ctx: RunContext, wall_s: float) -> dict:
-    from bench.results import cost_fields
+    from bench.core.results import cost_fields
 
     return cost_fields(ctx.mach.device_name, ctx.device.type, ctx.dctx.world_size, wall_s,
                        ctx.recipe.price.usd_per_gpu_hour, ctx.recipe.price.source)
@@ -165,7 +169,7 @@ def _event_sink(log: Optional[mllog.MLLogger]):
 
 def _count_flops(ctx: RunContext, bare: torch.nn.Module) -> None:
     """FLOPs per image, once per run set, during init: counting runs the model, so it stays off the clock."""
-    from bench.flops import flops_per_image
+    from bench.system.flops import flops_per_image
 
     try:
         ctx.flops = flops_per_image(bare, device=ctx.device)
@@ -174,7 +178,7 @@ def _count_flops(ctx: RunContext, bare: torch.nn.Module) -> None:
 
 
 def _model_cost(ctx: RunContext, images_per_s: Optional[float]) -> dict:
-    from bench.flops import mfu, peak_flops
+    from bench.system.flops import mfu, peak_flops
 
     flops = ctx.flops or {}
     peak, _ = peak_flops(ctx.mach.device_name, ctx.recipe.precision) if ctx.device.type == "cuda" else (None, "")
@@ -186,8 +190,8 @@ def _model_cost(ctx: RunContext, images_per_s: Optional[float]) -> dict:
 def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
     """Train once and return the results row. When interrupted or crashed, the `aborted` row rides on the
     exception as `exc.bench_row` so the caller can still record it."""
-    from bench.results import new_run_id
-    from bench.telemetry import Sampler
+    from bench.core.results import new_run_id
+    from bench.system.telemetry import Sampler
 
     recipe, dctx = ctx.recipe, ctx.dctx
     run_id = new_run_id() if dctx.is_main else "rank%d" % dctx.rank
@@ -212,7 +216,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         torch.manual_seed(dist.rank_seed(seed, dctx.rank))
         train, test = _loaders(recipe, ds, ctx.device, seed, dctx)
         model, bare = build(recipe, ctx.device, dctx)
-        from bench.optim import Scheduled
+        from bench.train.optim import Scheduled
 
         opt = Scheduled(model, recipe.optim, total_steps=len(train) * recipe.optim.epochs)
         reduce = (lambda v: dist.all_reduce_sum(v, ctx.device)) if dctx.grouped else (lambda v: v)
@@ -261,7 +265,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
 
 def _finish(ctx: RunContext, clock: Clock, row: dict, result: Optional[FitResult], done: list[EpochRecord],
             sampler, log: Optional[mllog.MLLogger], run_dir: Optional[Path]) -> dict:
-    from bench.telemetry import energy_joules, write_csv
+    from bench.system.telemetry import energy_joules, write_csv
 
     wall = clock.wall()
     samples = sampler.stop() if sampler.started else []
@@ -300,7 +304,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     """Run `runs` times (default: the recipe's), append one row per run to the table and write the report
     bundle (rank 0). Returns the rows and the bundle directory. Run i uses seed recipe.seed + first_run + i,
     so a resumed set (bench sweep topping up) continues with new seeds."""
-    from bench import envinfo
+    from bench.system import envinfo
 
     first_clock = Clock()  # anchored to process start: the first run's init includes interpreter start-up
     if runs is not None:
@@ -368,7 +372,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
 def _record(ctx: RunContext, row: dict) -> None:
     """Table first (the record users query), then the bundle's copy. A table that cannot take the row
     (e.g. a hand-edited malformed line) must not lose it: the bundle still has it, and we say where."""
-    from bench.results import append_row
+    from bench.core.results import append_row
 
     if ctx.bundle is not None:
         ctx.bundle.add_row(row)

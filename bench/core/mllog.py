@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 PREFIX = ":::MLLOG "
 POINT_IN_TIME = "POINT_IN_TIME"

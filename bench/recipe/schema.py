@@ -1,27 +1,22 @@
-"""Recipes: YAML files -> one frozen, fully resolved, hashed `Recipe`.
+"""The recipe schema: a plain mapping -> one frozen, fully resolved, hashed `Recipe`.
 
 The schema is a tree of dataclasses (nanoGPT keeps its config the same way): the field names, types,
-defaults and allowed ranges below are the whole contract. Loading goes
-    YAML (safe) -> `extends:` chain deep-merged -> `--set key.path=value` overrides -> type/range checks
-and every problem found is reported at once, each naming the file, the field path, the bad value and what
-is allowed. Nothing here looks at the machine: `bench validate` must give the same answer everywhere.
+defaults and allowed ranges below are the whole contract. `from_dict` checks types, ranges and the
+fields that depend on each other, and reports every problem at once, each naming the field path, the bad
+value and what is allowed. Reading files (`extends:`, `--set`) is bench.recipe.files; whether
+`model.params` fit the architecture is bench.models' to say. Nothing here looks at the machine:
+`bench validate` must give the same answer everywhere.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import re
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
-import yaml
-
-from bench.errors import BenchError
-
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+from bench.core.errors import BenchError
 
 
 def _spec(default=None, *, lo=None, hi=None, lo_open=False, doc="", factory=None):
@@ -105,7 +100,7 @@ class Hardware:
 
 @dataclass(frozen=True)
 class Price:
-    usd_per_gpu_hour: Optional[float] = _spec(None, lo=0.0, doc="overrides bench/prices.yaml")
+    usd_per_gpu_hour: Optional[float] = _spec(None, lo=0.0, doc="overrides bench/core/prices.yaml")
     source: Optional[str] = _spec(None, doc="where the price comes from, with its date")
 
 
@@ -142,107 +137,6 @@ class Recipe:
     @property
     def world_size(self) -> int:
         return self.hardware.procs_per_node * self.hardware.nodes
-
-
-# ---------------------------------------------------------------- YAML loading
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe loader (no object construction) that also reads `1e-4` as a float: YAML 1.1 wants a dot."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BenchError(f"{where}:{line}: YAML syntax error: {problem}") from None
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise BenchError(f"{path}: cannot read recipe: {exc.strerror}") from None
-    data = parse_yaml(text, str(path))
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise BenchError(f"{path}: a recipe must be a mapping of fields, got {type(data).__name__}")
-    return data
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """Mappings merge key by key; lists and scalars in `over` replace those in `base`."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _find_parent(name: str, child: Path) -> Path:
-    candidates = []
-    for folder in (child.parent, RECIPES_DIR):
-        for stem in (name, f"{name}.yaml"):
-            candidates.append(folder / stem)
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    looked = ", ".join(sorted({str(c.parent) for c in candidates}))
-    raise BenchError(f"{child}: extends: {name!r}: no such recipe (looked in {looked}); "
-                     f"name an existing recipe file, e.g. extends: resnet9")
-
-
-def load_raw(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
-    """The recipe at `path` with its `extends:` chain merged in (parents first)."""
-    path = Path(path).resolve()
-    if path in _chain:
-        cycle = " -> ".join(p.name for p in (*_chain, path))
-        raise BenchError(f"{_chain[0]}: extends: cycle: {cycle}; remove one of these `extends:` lines")
-    data = _read_yaml(path)
-    data.setdefault("name", path.stem)  # a child never inherits its parent's name
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise BenchError(f"{path}: extends: {parent!r} is not a recipe name; allowed: one name, e.g. extends: resnet9")
-    return deep_merge(load_raw(_find_parent(parent, path), (*_chain, path)), data)
-
-
-# ---------------------------------------------------------------- overrides
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
-        raise BenchError(f"--set {text!r}: expected key.path=value, e.g. --set optim.epochs=5")
-    key, _, raw = text.partition("=")
-    keys = key.strip().split(".")
-    if not all(keys):
-        raise BenchError(f"--set {text!r}: empty field name in {key!r}")
-    return keys, parse_yaml(raw, f"--set {key}") if raw.strip() else None
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    out = dict(data)
-    for text in overrides:
-        keys, value = parse_override(text)
-        nested: Any = value
-        for k in reversed(keys):
-            nested = {k: nested}
-        out = deep_merge(out, nested)
-    return out
 
 
 # ---------------------------------------------------------------- validation
@@ -328,17 +222,9 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
 
 
 def _check_cross_fields(r: Recipe, errors: list[str]) -> None:
-    from bench.models import model_params  # late: keeps `bench validate` import light until needed
+    from bench.models import param_problems  # the catalogue only: no torch
 
-    try:
-        allowed = model_params(r.model.arch)
-    except BenchError:
-        errors.append(f"model.arch: {r.model.arch!r} is not a known architecture")
-        return
-    for key in r.model.params:
-        if key not in allowed:
-            errors.append(f"model.params.{key}: unknown parameter of {r.model.arch}; "
-                          f"allowed: {', '.join(allowed)}")
+    errors += param_problems(r.model.arch, r.model.params)
     s = r.optim.schedule
     if s.min_mom > s.max_mom:
         errors.append(f"optim.schedule.min_mom: {s.min_mom} is above max_mom {s.max_mom}; allowed: <= max_mom")
@@ -356,55 +242,3 @@ def from_dict(data: dict, where: str = "<recipe>") -> Recipe:
         lines = "\n".join(f"  {e}" for e in errors)
         raise BenchError(f"{where}: invalid recipe ({len(errors)} problem{'s' * (len(errors) > 1)}):\n{lines}")
     return recipe
-
-
-def resolve_path(name_or_path: str) -> Path:
-    """`wrn22`, `recipes/wrn22.yaml` and `/abs/x.yaml` all name a recipe file."""
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    for c in (RECIPES_DIR / name_or_path, RECIPES_DIR / f"{name_or_path}.yaml"):
-        if c.is_file():
-            return c
-    known = ", ".join(sorted(q.stem for q in RECIPES_DIR.glob("*.yaml"))) if RECIPES_DIR.is_dir() else ""
-    raise BenchError(f"recipe {name_or_path!r} not found (neither a file nor a name in {RECIPES_DIR}); "
-                     f"known recipes: {known}")
-
-
-def load(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
-    path = resolve_path(str(name_or_path))
-    data = load_raw(path)
-    data = apply_overrides(data, list(overrides))
-    where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
-    return from_dict(data, where)
-
-
-def family_files(spec: str) -> list[Path]:
-    """The recipe files of a family, sorted: a family name ("wrn" -> recipes/wrn/), a folder, or a glob.
-
-    Files whose names start with "_" are the bases the members extend, not members, so they are left out
-    unless the glob itself names them (e.g. "recipes/wrn/_*.yaml")."""
-    import glob as _glob
-
-    def members(paths, keep_underscore: bool = False) -> list[Path]:
-        return sorted({Path(p) for p in paths
-                       if Path(p).is_file() and Path(p).suffix in (".yaml", ".yml")
-                       and (keep_underscore or not Path(p).name.startswith("_"))})
-
-    given = Path(spec).expanduser()
-    for folder in (given, RECIPES_DIR / spec):
-        if folder.is_dir():
-            found = members(folder.glob("*.y*ml"))
-            if found:
-                return found
-    if _glob.has_magic(spec):
-        keep = Path(spec).name.startswith("_")
-        roots = [Path.cwd()] if given.is_absolute() else [Path.cwd(), RECIPES_DIR.parent]
-        for root in roots:
-            found = members(_glob.glob(str(root / spec)), keep_underscore=keep)
-            if found:
-                return found
-    families = sorted(d.name for d in RECIPES_DIR.iterdir()
-                      if d.is_dir() and any(d.glob("*.y*ml"))) if RECIPES_DIR.is_dir() else []
-    raise BenchError(f"recipe family {spec!r}: no recipe files found (as a family name under {RECIPES_DIR}, "
-                     f"a folder, or a glob); known families: {', '.join(families) or 'none'}")

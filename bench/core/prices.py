@@ -1,4 +1,4 @@
-"""Prices for the cost column: bench/prices.yaml, or a price the recipe names itself."""
+"""Prices for the cost column: bench/core/prices.yaml, or a price the recipe names itself."""
 from __future__ import annotations
 
 import functools
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 CPU_SOURCE = "n/a (CPU)"
@@ -58,7 +58,7 @@ def lookup(device_name: str | None, device_type: str, path: Path = PRICES_FILE) 
     for entry in load_table(Path(path)):
         if name and entry.match.lower() in name:
             return Price(entry.usd_per_gpu_hour, f"{entry.source} ({entry.date})")
-    return Price(None, f"no price for {device_name or 'unnamed device'} in bench/prices.yaml; add one")
+    return Price(None, f"no price for {device_name or 'unnamed device'} in bench/core/prices.yaml; add one")
 
 
 def resolve_price(device_name: str | None, device_type: str, recipe_price: float | None,

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 
 import bench
+from bench.core.paths import PACKAGE_DIR
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 GIT_TIMEOUT_S = 10
 
 
@@ -195,7 +195,7 @@ def register(subparsers) -> None:
 
 
 def run_env(args) -> int:
-    from bench.results import atomic_write
+    from bench.core.results import atomic_write
 
     info = capture(getattr(args, "device", "auto"))
     path = getattr(args, "json_path", None)

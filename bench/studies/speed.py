@@ -1,7 +1,7 @@
 """`bench speed`: how fast a recipe's model trains, with data and accuracy taken out of the picture.
 
 Synthetic inputs already on the device, the recipe's model, precision, memory format and optimiser, the
-same step as the training loop (bench.train.fit). It answers the question the seed asks of every
+same step as the training loop (bench.train.loop.fit). It answers the question the seed asks of every
 architecture paper that only counts FLOPs: how long does a batch actually take, and does it fit?
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 # The JSON rows carry exactly these keys, in this order (scripts and the study read them).
 JSON_KEYS = ("recipe", "device", "precision", "memory_format", "batch_size", "images_per_s", "step_ms",
@@ -107,10 +107,10 @@ def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
     import torch
     from torch import nn
 
-    from bench.clock import device_sync
+    from bench.core.clock import device_sync
     from bench.models import build_model
-    from bench.optim import Scheduled
-    from bench.train import AMP_DTYPES, autocast
+    from bench.train.optim import Scheduled
+    from bench.train.loop import AMP_DTYPES, autocast
 
     sync = device_sync(device)
     memory = PeakMemory(device)
@@ -189,7 +189,7 @@ def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
 
 def model_cost(recipe, device) -> tuple[int, Optional[float]]:
     """(parameters, counted training FLOPs per image); FLOPs do not depend on batch size or precision."""
-    from bench.flops import flops_per_image
+    from bench.system.flops import flops_per_image
     from bench.models import build_model, count_parameters
 
     model = build_model(recipe.model.arch, recipe.model.params).to(device)
@@ -341,7 +341,7 @@ def print_table(title: str, header: list[str], cells: list[list[str]], note: str
 def _environment(device, threads: int) -> dict:
     import torch
 
-    from bench.envinfo import cpu_model, git_state
+    from bench.system.envinfo import cpu_model, git_state
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return {"threads": threads, "torch": torch.__version__, "device_name": name, "host": socket.gethostname(),
@@ -397,8 +397,10 @@ def _batch_sizes(text: Optional[str]) -> Optional[list[int]]:
 def run_speed(args, measure_fn: Callable = measure) -> int:
     import torch
 
-    from bench import machine, recipe as recipes
-    from bench.flops import mfu, peak_flops
+    from bench.system import machine
+
+    from bench import recipe as recipes
+    from bench.system.flops import mfu, peak_flops
 
     if args.steps < 1 or args.warmup < 0:
         raise BenchError(f"--steps {args.steps} / --warmup {args.warmup}: allowed: steps >= 1, warmup >= 0")
@@ -450,7 +452,7 @@ def run_speed(args, measure_fn: Callable = measure) -> int:
         title += f" on {env['device_name']}, {env['threads']} threads" if rows[0]["device"] == "cpu" else \
             f" on {env['device_name']}"
     print_table(title, HEADER, [_cells(row) for row in rows], note, left=4)
-    from bench.results import append_rows, atomic_write
+    from bench.core.results import append_rows, atomic_write
 
     if args.json:
         text = json.dumps(rows, indent=2) + "\n"

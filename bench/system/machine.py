@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.recipe import Recipe
 
 
@@ -23,7 +23,7 @@ class Machine:
 def detect_machine() -> Machine:
     if torch.cuda.is_available():
         return Machine("cuda", torch.cuda.get_device_name(0), torch.cuda.device_count())
-    from bench.envinfo import cpu_model
+    from bench.system.envinfo import cpu_model
 
     return Machine("cpu", cpu_model(), 1)
 
@@ -48,7 +48,7 @@ def check(recipe: Recipe, machine: Machine, launched: bool = False) -> str:
                          "use --set hardware.sync_bn=false on the CPU")
     if device_type == "cuda" and not launched:
         # Under torchrun/srun the launcher places processes (an srun task may see one GPU only).
-        from bench.dist import check_capacity
+        from bench.system.dist import check_capacity
 
         check_capacity(recipe.hardware.procs_per_node, device_type)
     if recipe.data.loader == "dali":

@@ -18,7 +18,7 @@ from typing import Any, Callable, TextIO
 
 from filelock import FileLock, Timeout
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 COLUMNS = [
     "run_id", "timestamp", "recipe", "recipe_hash", "dataset", "dataset_fingerprint", "seed", "status",
@@ -66,8 +66,8 @@ def cost(device_hours: float, price) -> float | None:
 
 def cost_fields(device_name: str, device_type: str, device_count: int, wall_s: float,
                 recipe_price: float | None = None, recipe_price_source: str | None = None) -> dict:
-    """The four cost columns of a row, priced from the recipe or bench/prices.yaml."""
-    from bench.prices import resolve_price
+    """The four cost columns of a row, priced from the recipe or bench/core/prices.yaml."""
+    from bench.core.prices import resolve_price
 
     price = resolve_price(device_name, device_type, recipe_price, recipe_price_source)
     hours = device_hours(device_count, wall_s)  # CPU runs too: device-hours are recorded, cost is 0

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -61,21 +60,23 @@ def matching_rows(df, recipe_hash: str, fingerprint: str, ident: Identity):
 def _fingerprints(recipes, data: Optional[str], data_dir: Optional[Path]) -> dict[str, str]:
     """Content fingerprint per data source. Loading is what tells it; decoded data sets are cached, so the
     runs that follow load them again cheaply."""
+    from bench.core.paths import data_base_dir
     from bench.data.sources import load_dataset
 
     out: dict[str, str] = {}
     for r in recipes:
         source = data or r.data.source
         if source not in out:
-            out[source] = load_dataset(source, data_dir=data_dir, base_dir=REPO_ROOT).identity.fingerprint
+            out[source] = load_dataset(source, data_dir=data_dir, base_dir=data_base_dir()).identity.fingerprint
     return out
 
 
 def make_plan(files: list[Path], overrides: list[str], runs: Optional[int], force: bool, results_path: Path,
               data: Optional[str], data_dir: Optional[Path], ident: Identity) -> list[Planned]:
-    from bench import dist, machine
+    from bench.system import dist
+    from bench.system import machine
     from bench import recipe as recipes
-    from bench.results import read_table
+    from bench.core.results import read_table
 
     loaded = [recipes.load(f, overrides) for f in files]
     names = [r.name for r in loaded]
@@ -117,7 +118,7 @@ def _tagged(tag: str) -> Callable[[str], None]:
 
 
 def _child(recipe, kwargs: dict, tag: str) -> None:
-    from bench.run import run_recipe
+    from bench.run.runner import run_recipe
 
     try:
         run_recipe(recipe, say=_tagged(tag), **kwargs)
@@ -127,7 +128,7 @@ def _child(recipe, kwargs: dict, tag: str) -> None:
 
 
 def run_in_fresh_process(recipe, tag: str, **kwargs) -> None:
-    """bench.run.run_recipe in a process of its own, as `bench run` would be.
+    """bench.run.runner.run_recipe in a process of its own, as `bench run` would be.
 
     run_recipe times init from its process's start, so a second recipe in the same process would be
     charged for the first one's whole run (init, wall, device-hours, cost). A process per recipe also
@@ -181,7 +182,7 @@ def sweep(plan: list[Planned], *, results_path: Path, reports_dir: Optional[Path
 
 def sweep_rows(plan: list[Planned], results_path: Path, ident: Identity):
     """The table rows this sweep stands on: exactly those the skip rule counts."""
-    from bench.results import read_table
+    from bench.core.results import read_table
 
     df = read_table(results_path)
     mask = None
@@ -201,7 +202,7 @@ def _cell(value) -> str:
 
 def report(plan: list[Planned], df, plot_dir: Path, say: Callable[[str], None] = print) -> None:
     """Comparison table and Pareto plot (bench.report.compare), and the time-per-epoch plot."""
-    from bench.speed import print_table
+    from bench.studies.speed import print_table
 
     names = [p.recipe.name for p in plan]
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -281,9 +282,9 @@ def _slug(spec: str) -> str:
 
 
 def run_sweep(args) -> int:
-    from bench import dist
-    from bench.envinfo import git_state
-    from bench.machine import detect_machine
+    from bench.system import dist
+    from bench.system.envinfo import git_state
+    from bench.system.machine import detect_machine
     from bench.recipe import family_files
 
     if args.runs is not None and args.runs < 1:

@@ -1,0 +1,1 @@
+"""Work built from many runs or steps: speed profiles, sweeps over recipe families, reruns."""

@@ -1,0 +1,1 @@
+"""The machine a run lands on: what it can do, its environment, process groups, telemetry, FLOP counts."""

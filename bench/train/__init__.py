@@ -1,0 +1,1 @@
+"""Training: the optimiser and its schedules, and the loop that runs a model to its target."""
