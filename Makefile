@@ -10,8 +10,10 @@ SET     ?=
 DATA    ?=
 RESULTS ?= results/results.csv
 PYTEST_ARGS ?=
+# Debian packages the suite runs for real (Chromium for the site, SLURM + munge for the cluster paths).
+SYSTEM_PACKAGES ?=
 
-.PHONY: setup bench test validate clean-venv
+.PHONY: setup system-packages bench test validate clean-venv
 
 setup: $(STAMP)
 
@@ -26,7 +28,10 @@ bench: setup
 	$(PY) -m bench run $(RECIPE) $(if $(RUNS),--runs $(RUNS)) $(foreach s,$(SET),--set $(s)) \
 		$(if $(DATA),--data $(DATA)) --results $(RESULTS)
 
-test: setup
+system-packages:
+	@tests/setup/system_packages.sh $(SYSTEM_PACKAGES)
+
+test: setup system-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 validate: setup
