@@ -39,8 +39,6 @@ def main() -> int:
         time.sleep(3 * args.timeout)
     try:
         sums = dist.all_reduce_sum([ctx.rank + 1, 0.5], "cpu")
-        token = dist.broadcast_object({"from": ctx.rank})
-        dist.barrier()
     except Exception as exc:  # recorded so the fault test can show how the survivor ended
         out.with_suffix(".err").write_text(f"{type(exc).__name__}: {exc}")
         raise
@@ -48,7 +46,6 @@ def main() -> int:
         "ctx": dataclasses.asdict(ctx),
         "backend": backend,
         "sums": sums,
-        "token": token,
         "seed": dist.rank_seed(1000, ctx.rank),
     }
     out.with_suffix(".json").write_text(json.dumps(result))

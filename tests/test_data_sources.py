@@ -3,7 +3,6 @@ download, resume and checksums), image folders as directories and archives, the 
 `bench data info` / `fetch` with their error messages."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -21,7 +20,7 @@ from PIL import Image
 
 from bench.data import cifar, folder
 from bench.data.cifar import default_data_dir, fetch_cifar10, load_cifar10_archive
-from bench.data.commands import register
+from bench.cli import build_parser
 from bench.data.sources import describe, load_dataset
 from bench.core.errors import BenchError
 
@@ -257,9 +256,7 @@ def _tar(src: Path, out: Path, wrap: str | None = None, mode="w:xz") -> Path:
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser(prog="bench")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -1,4 +1,3 @@
-import argparse
 import json
 import subprocess
 import sys
@@ -67,8 +66,9 @@ def test_git_state_outside_repo(tmp_path, monkeypatch):
 
 
 def test_bench_env_json(tmp_path, no_nvml, capsys):
-    parser = argparse.ArgumentParser(prog="bench")
-    envinfo.register(parser.add_subparsers(dest="command"))
+    from bench.cli import build_parser
+
+    parser = build_parser()
     out = tmp_path / "env.json"
     args = parser.parse_args(["env", "--json", str(out)])
     assert args.func(args) == 0

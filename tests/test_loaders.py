@@ -4,7 +4,6 @@ Images here encode their own coordinates (channel 0: row + 32 * (index // 256), 
 channel 2: index % 256), and IDENTITY normalisation leaves pixel values unchanged, so the crop offset,
 flip and source image of every augmented sample can be read back from its pixels.
 """
-import argparse
 import importlib.util
 import json
 import subprocess
@@ -15,7 +14,8 @@ import pytest
 import torch
 
 from bench.data.augment import Augment, draw_plan, reference
-from bench.data.loader_bench import KEYS, register
+from bench.cli import build_parser
+from bench.data.loader_bench import KEYS
 from bench.data.loaders import LOADERS, make_loader
 from bench.data.sharding import epoch_indices, eval_indices
 from bench.data.types import Split
@@ -244,9 +244,7 @@ def test_dali_folder_pipeline(tmp_path):
 
 
 def run_cli(*argv):
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(["loaders", *argv])
+    args = build_parser().parse_args(["loaders", *argv])
     return args.func(args)
 
 

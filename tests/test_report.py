@@ -5,7 +5,6 @@ module and copied per test before any edit; the statistics wiring is checked on 
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -16,16 +15,14 @@ import pytest
 
 from bench.core.errors import BenchError
 from bench.report import manifest
-from bench.report.commands import register
+from bench.cli import build_parser
 
 TINY = ["data.train_subset=2000", "data.test_subset=1000", "optim.epochs=2", "target.value=0.12"]
 
 
 def bench(*argv) -> int:
-    """What bench.cli.main does once the lead lists bench.report.commands: parse, run, map errors to codes."""
-    parser = argparse.ArgumentParser(prog="bench")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
+    """What bench.cli.main does: parse, run, map errors to codes (but errors stay readable in the test)."""
+    args = build_parser().parse_args([str(a) for a in argv])
     try:
         return int(args.func(args) or 0)
     except BenchError as exc:
@@ -226,7 +223,7 @@ def test_verify_rerun_states_the_test(bundle, capsys):
 
 
 def test_rerun_verdict():
-    from bench.report.verify import prediction_interval, rerun_verdict
+    from bench.studies.rerun import prediction_interval, rerun_verdict
 
     lo, hi = prediction_interval([10.0, 12.0])
     # mean 11, s = sqrt(2), t(0.975, 1) = 12.706..., sqrt(1 + 1/2)

@@ -1,10 +1,11 @@
 """bench speed: the JSON/CSV schema on a real (tiny) CPU measurement, and the out-of-memory back-off with
 failures injected at chosen batch sizes."""
-import argparse
 import csv
 import json
 
 import pytest
+
+from bench.cli import build_parser
 import torch
 
 from bench.studies import speed
@@ -20,9 +21,7 @@ hardware: {device: cpu, threads: 1}
 
 
 def parse(*argv):
-    p = argparse.ArgumentParser()
-    speed.register(p.add_subparsers())
-    return p.parse_args(["speed", *map(str, argv)])
+    return build_parser().parse_args(["speed", *map(str, argv)])
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """bench sweep on a tiny real family (two 1-epoch ResNet-9s on 512 JPEG images): runs, resumes, --force,
 --set; and family_files for names, folders, globs and nothing found."""
-import argparse
 import time
 
 import pytest
+
+from bench.cli import build_parser
 
 from bench import recipe
 
@@ -39,9 +40,7 @@ def current_commit():
 
 
 def sweep_args(tmp_path, spec, *extra):
-    p = argparse.ArgumentParser()
-    sweep.register(p.add_subparsers())
-    return p.parse_args(["sweep", str(spec), "--results", str(tmp_path / "results.csv"),
+    return build_parser().parse_args(["sweep", str(spec), "--results", str(tmp_path / "results.csv"),
                          "--reports", str(tmp_path / "reports"), "--plot-dir", str(tmp_path / "plots"),
                          *map(str, extra)])
 

@@ -11,3 +11,16 @@ class VerifyError(BenchError):
     """A report bundle that does not check out (edited numbers, missing files)."""
 
     exit_code = 1
+
+
+class Terminated(BaseException):
+    """A termination signal (SIGTERM: what SLURM sends at a time limit or on preemption, and what torchrun
+    sends to tear a group down), raised where the process is, so the run's records are finalised as for
+    Ctrl-C. Not an Exception, so no `except Exception` swallows it; the CLI exits 128 + signum."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+        super().__init__(f"terminated by {self.signame}")

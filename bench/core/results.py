@@ -146,8 +146,8 @@ def _read_records(path: Path, strict: bool) -> tuple[list[str], list[list[str]]]
                 elif strict:
                     raise BenchError(
                         f"{path}, line {start}: malformed row ({len(record)} fields, the header has "
-                        f"{len(header)}), probably cut short by a crash or an edit. Remove that line and "
-                        f"rerun, or read with strict=False to skip it.")
+                        f"{len(header)}), probably cut short by a crash or an edit. Remove that line (or "
+                        f"name another table with --results) and rerun.")
                 else:
                     bad.append(start)
         except csv.Error as e:
@@ -164,6 +164,28 @@ def _check_header(path: Path, header: list[str], line: int) -> None:
             raise BenchError(f"{path}, line {line}: header has an empty or repeated column {name!r}; "
                              f"fix the header line.")
         seen.add(name)
+
+
+def check_table(path: str | os.PathLike) -> None:
+    """Refuse, before anything trains, a results path that could not take a row: a directory, a folder that
+    cannot be created or written, a table that is unreadable or malformed (the error names the line)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"--results {path}: is a directory; name a CSV file in it, e.g. --results {path / 'results.csv'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise BenchError(f"--results {path}: cannot create or write it in {folder} ({'not a folder' if not folder.is_dir() else 'no write permission'}); "
+                         f"name a table in a folder you can write")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise BenchError(f"--results {path}: cannot read and write it (permissions); fix them or name another table")
+        try:
+            _read_records(path, strict=True)
+        except UnicodeDecodeError as exc:
+            raise BenchError(f"--results {path}: not a UTF-8 CSV table ({exc.reason} at byte {exc.start}); "
+                             f"name a results table (a CSV file) with --results") from None
 
 
 def append_row(path: str | os.PathLike, row: dict) -> None:

@@ -1,10 +1,8 @@
 """`bench loaders`: how fast each loader feeds training batches, next to the synthetic upper bound."""
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -23,20 +21,6 @@ CPU_NOTE = ("cpu_util: CPU time of this process and its worker processes / wall 
             "(100 = every core of the machine busy); '-' where the window was too short for the OS's "
             "CPU-time clock")
 MIN_CPU_WINDOW_S = 0.25  # process CPU times tick in 10 ms steps
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("loaders", help="measure the throughput of each data loader")
-    p.add_argument("--loaders", default=",".join(LOADERS), help=f"comma-separated, from {', '.join(LOADERS)}")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--data", default=None, help="a dataset source (default: 50,000 random 32x32 images)")
-    p.add_argument("--batches", type=int, default=50, help="timed batches per loader")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
-    p.add_argument("--workers", type=int, default=2, help="worker processes of the torch loader")
-    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    p.add_argument("--images", type=int, default=50_000, help=argparse.SUPPRESS)  # small sets for tests
-    p.set_defaults(func=run_loaders)
 
 
 def random_split(n: int, seed: int = 0) -> Split:
@@ -129,23 +113,9 @@ def _cells(row: dict, errors: dict) -> list[str]:
 
 
 def _print_table(rows: list[dict], errors: dict, title: str) -> None:
-    header = ["loader", "device", "batch", "images/s", "ms/batch", "cpu_util", "vs synthetic"]
-    cells = [_cells(r, errors) for r in rows]
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
+    from bench.core.tables import print_table
 
-        table = Table(title=title, caption=CPU_NOTE)
-        for i, h in enumerate(header):
-            table.add_column(h, justify="left" if i < 2 else "right")
-        for c in cells:
-            table.add_row(*c)
-        Console().print(table)
-    else:
-        widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-        print(title)
-        for line in [header, *cells]:
-            print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths))))
-        print(CPU_NOTE)
+    header = ["loader", "device", "batch", "images/s", "ms/batch", "cpu_util", "vs synthetic"]
+    print_table(title, header, [_cells(r, errors) for r in rows], CPU_NOTE, left=2)
     for kind, why in errors.items():
         print(f"{kind} cannot run: {why}")

@@ -40,12 +40,17 @@ def parse_yaml(text: str, where: str) -> Any:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}); "
+                         f"a recipe is a YAML text file: save it as UTF-8") from None
     except OSError as exc:
         raise BenchError(f"{path}: cannot read recipe: {exc.strerror}") from None
     data = parse_yaml(text, str(path))
     if data is None:
-        data = {}
+        # An empty file would otherwise resolve silently to every default (a ResNet-9): surely not meant.
+        raise BenchError(f"{path}: empty recipe (no fields); write at least `extends: <recipe>` or the fields "
+                         f"to run, e.g. copy recipes/cpu_quick.yaml")
     if not isinstance(data, dict):
         raise BenchError(f"{path}: a recipe must be a mapping of fields, got {type(data).__name__}")
     return data

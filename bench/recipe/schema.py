@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -106,12 +108,13 @@ class Price:
 
 @dataclass(frozen=True)
 class Recipe:
-    name: str
+    name: str = field(metadata={"doc": "letters, digits, '_', '-', '.': it names the report bundle folder"})
     provenance: Provenance = _spec(factory=Provenance)
     model: Model = _spec(factory=Model)
     data: Data = _spec(factory=Data)
     optim: Optim = _spec(factory=Optim)
-    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = _spec(
+        "bf16", doc="auto: bf16 where the device computes it natively, else fp16 (GPU) / fp32 (CPU)")
     memory_format: Literal["channels_last", "contiguous"] = "channels_last"
     compile: bool = False
     warmup_steps: int = _spec(3, lo=0, hi=1000, doc="training steps on random data before run_start, undone "
@@ -192,6 +195,10 @@ def _check_value(tp, value, where: str, meta: dict, errors: list[str]):
         return value
     if tp is float:
         value = float(value)
+        if not math.isfinite(value):  # YAML reads .nan and .inf as floats; no field means them
+            errors.append(f"{where}: {value!r} is not a finite number; allowed: a finite number"
+                          + (f" {_range_text(meta)}" if _range_text(meta) else ""))
+            return value
     lo, hi = meta.get("lo"), meta.get("hi")
     if tp in (int, float) and (
         (lo is not None and (value < lo or (meta.get("lo_open") and value == lo)))
@@ -221,7 +228,13 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
         return None  # missing required fields, already reported
 
 
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 def _check_cross_fields(r: Recipe, errors: list[str]) -> None:
+    if not NAME.fullmatch(r.name):
+        errors.append(f"name: {r.name!r} cannot name a report bundle folder; allowed: letters, digits, '_', '-' "
+                      f"and '.', not starting with '.' or '-' (e.g. wrn22_k4)")
     from bench.models import param_problems  # the catalogue only: no torch
 
     errors += param_problems(r.model.arch, r.model.params)

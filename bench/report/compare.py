@@ -10,7 +10,6 @@ Other code (bench sweep) calls `compare_table(df, target, recipes)` and `pareto_
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from bench.core.errors import BenchError
@@ -156,28 +155,10 @@ def cells(r: dict) -> list[str]:
             r["precision"] or "-"]
 
 
-def plain_table(rows: list[dict]) -> str:
-    grid = [COLUMNS] + [cells(r) for r in rows]
-    widths = [max(len(row[i]) for row in grid) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in grid)
-
-
 def print_table(rows: list[dict], title: str, say=print) -> None:
-    import sys
+    from bench.core.tables import print_table as show
 
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        for c in COLUMNS:
-            table.add_column(c, overflow="fold")
-        for r in rows:
-            table.add_row(*cells(r))
-        Console().print(table)
-    else:
-        say(title)
-        say(plain_table(rows))
+    show(title, COLUMNS, [cells(r) for r in rows], left=COLUMNS.index("time to target (95% CI)"), say=say)
 
 
 # ------------------------------------------------------------------------------------------ the plot
@@ -203,12 +184,12 @@ def pareto_plot(rows: list[dict], path, x: str = "time") -> Path:
 
 
 def _pareto(rows: list[dict], path: Path, x: str) -> Path:
-    from bench.report.plots import _figure, _save
+    from bench.report.plots import figure, save
 
     key, xlabel = {"time": ("time_mean", "mean time to target (s)"),
                    "wall": ("wall_mean", "mean wall time per run (s)")}[x]
     pts = [r for r in rows if r.get(key) is not None and r.get("best_acc_mean") is not None]
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     left_out = len(rows) - len(pts)
     ax.set_title("time-to-accuracy trade-off by recipe" + (f" ({left_out} group(s) without a value left out)"
@@ -233,15 +214,11 @@ def _pareto(rows: list[dict], path: Path, x: str) -> Path:
             ax.annotate(label, (px, py), textcoords="offset points", xytext=(5, 5), fontsize="small")
         ax.legend(loc="lower right", fontsize="small")
         ax.margins(x=0.15, y=0.1)  # room for the labels at the edges
-    _save(fig, path)
+    save(fig, path)
     return path
 
 
 # ------------------------------------------------------------------------------------------ command
-
-def default_results() -> Path:
-    return Path(os.environ.get("BENCH_RESULTS", "results/results.csv"))
-
 
 def run(results: Path, target: float | None, recipes: list[str] | None, plot: Path | None,
         json_path: Path | None, say=print) -> int:
@@ -250,6 +227,9 @@ def run(results: Path, target: float | None, recipes: list[str] | None, plot: Pa
     from bench.core.results import atomic_write, read_table
 
     results = Path(results)
+    if target is not None and not 0 < target <= 1:
+        raise BenchError(f"--target {target}: targets are fractions (0.94 means 94%); "
+                         f"allowed: > 0 and <= 1, e.g. --target {target / 100:g}")
     if not results.is_file():
         raise BenchError(f"{results}: no results table (run `bench run` first, or pass --results PATH)")
     df = read_table(results)

@@ -26,13 +26,13 @@ def default_style():
     return matplotlib.style.context("default")
 
 
-def _figure(size=SIZE):
+def figure(size=SIZE):
     from matplotlib.figure import Figure
 
     return Figure(figsize=size, dpi=DPI, layout="constrained")
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")  # a regeneration that dies midway leaves the old figure
     fig.savefig(tmp, format="png", dpi=DPI, metadata=PNG_METADATA)
@@ -44,7 +44,7 @@ def _label(run: dict) -> str:
 
 
 def accuracy_vs_time(summary: dict, path: Path) -> None:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     target = summary["target"]
     for run in summary["runs"]:
@@ -63,7 +63,7 @@ def accuracy_vs_time(summary: dict, path: Path) -> None:
     if not any(run["evals"] for run in summary["runs"]):
         ax.text(0.5, 0.5, "no evaluation was logged", transform=ax.transAxes, ha="center", va="center")
     ax.legend(loc="lower right", fontsize="small")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _horizontal() -> dict:
@@ -75,7 +75,7 @@ def _horizontal() -> dict:
 
 
 def time_to_target(summary: dict, path: Path) -> None:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     times = [r["time_to_target_s"] for r in summary["runs"] if r["time_to_target_s"] is not None]
     n_all = len(summary["runs"])
@@ -88,7 +88,7 @@ def time_to_target(summary: dict, path: Path) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("(no time-to-target to plot)")
-        _save(fig, path)
+        save(fig, path)
         return
     ax.boxplot([times], positions=[0], widths=0.5, showfliers=False, medianprops={"color": "tab:orange"},
                **_horizontal())
@@ -108,7 +108,7 @@ def time_to_target(summary: dict, path: Path) -> None:
     ax.set_xlabel("time to target (s), from run_start to the end of the evaluation that reached it")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="upper right", fontsize="small")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _series(bundle: Path, summary: dict, logs: dict[str, list[dict]]):
@@ -140,7 +140,7 @@ def telemetry(bundle: Path, summary: dict, logs: dict[str, list[dict]], path: Pa
     has_gpu = any(g.get(k) is not None for _, samples, _ in series for s in samples for g in s["gpus"]
                   for k, _ in _GPU)
     panels = _HOST + (_GPU if has_gpu else [])
-    fig = _figure((8.0, 2.2 * len(panels) + 0.8))
+    fig = figure((8.0, 2.2 * len(panels) + 0.8))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     fig.suptitle(f"{summary['recipe']['name']}: telemetry during each run"
                  + ("" if has_gpu else " (no GPU metrics recorded)"))
@@ -163,7 +163,7 @@ def telemetry(bundle: Path, summary: dict, logs: dict[str, list[dict]], path: Pa
         axes[0].legend(loc="best", fontsize="x-small")
         if has_gpu:  # GPU lines carry their own labels (one per device)
             axes[len(_HOST)].legend(loc="best", fontsize="x-small")
-    _save(fig, path)
+    save(fig, path)
 
 
 def write(bundle: Path, summary: dict, logs: dict[str, list[dict]]) -> list[str]:

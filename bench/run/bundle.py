@@ -26,6 +26,7 @@ from typing import Iterable
 import yaml
 
 from bench.recipe import Recipe
+from bench.report import finalize
 from bench.core.results import atomic_write, format_value
 
 
@@ -62,11 +63,18 @@ class BundleWriter:
 
     def finish(self) -> Path:
         """Derive summary, report and MANIFEST from the raw files, then publish under the final name."""
-        from bench.report import finalize
-
         finalize(self.dir)
         self.dir.rename(self.final)
         return self.final
+
+    def publish(self, say=print) -> Path | None:
+        """finish(), except that a report that fails must not hide the rows, which are already safe in the
+        table: say so and keep the .partial directory."""
+        try:
+            return self.finish()
+        except Exception as exc:
+            say(f"warning: report bundle left unfinished at {self.dir}: {type(exc).__name__}: {exc}")
+            return None
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:

@@ -317,27 +317,6 @@ HEADER = ["recipe", "device", "precision", "format", "batch", "images/s", "step 
           "peak MB", "params M", "GFLOP/img", "MFU %"]
 
 
-def print_table(title: str, header: list[str], cells: list[list[str]], note: str = "", left: int = 1) -> None:
-    """rich on a terminal, aligned plain text in logs; the first `left` columns are text."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title, caption=note or None)
-        for i, h in enumerate(header):
-            table.add_column(h, justify="left" if i < left else "right")
-        for c in cells:
-            table.add_row(*c)
-        Console().print(table)
-        return
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    print(title)
-    for line in [header, *cells]:
-        print("  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths))))
-    if note:
-        print(note)
-
-
 def _environment(device, threads: int) -> dict:
     import torch
 
@@ -451,6 +430,8 @@ def run_speed(args, measure_fn: Callable = measure) -> int:
     if env:
         title += f" on {env['device_name']}, {env['threads']} threads" if rows[0]["device"] == "cpu" else \
             f" on {env['device_name']}"
+    from bench.core.tables import print_table
+
     print_table(title, HEADER, [_cells(row) for row in rows], note, left=4)
     from bench.core.results import append_rows, atomic_write
 
@@ -462,28 +443,3 @@ def run_speed(args, measure_fn: Callable = measure) -> int:
         append_rows(Path(args.csv), csv_rows)
         print(f"appended {len(rows)} row{'s' * (len(rows) != 1)} to {args.csv}")
     return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "speed", help="time training steps of recipes' models on synthetic data (no accuracy)",
-        description="Median training-step time, images/s, forward/backward split, peak memory, FLOPs and "
-                    "MFU of each recipe's model on synthetic inputs. Flags override the recipe, so a GPU "
-                    "(fp16) recipe can be profiled on a CPU with --device cpu --precision bf16.")
-    p.add_argument("recipes", nargs="+", metavar="RECIPE",
-                   help="recipe names or files; a family name, folder or glob stands for its members")
-    p.add_argument("--batch-sizes", help="comma-separated, e.g. 64,128,256 (default: the recipe's per-device batch)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: the recipe's hardware.device")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: the recipe's")
-    p.add_argument("--memory-format", choices=["channels_last", "contiguous"], help="default: the recipe's")
-    p.add_argument("--steps", type=int, default=20, help="timed steps; the median is reported (default 20)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a recipe field")
-    p.add_argument("--json", metavar="PATH", help="write the rows as a JSON list")
-    p.add_argument("--csv", metavar="PATH", help="append the rows, with environment fields, to a CSV "
-                                                 "(e.g. results/speed.csv)")
-    p.add_argument("--find-max-batch", action="store_true",
-                   help="the largest batch that fits: double from the (first) batch size until out of "
-                        "memory, then back off; reports that batch")
-    p.add_argument("--max-batch", type=int, default=65536, help="--find-max-batch stops here (default 65536)")
-    p.set_defaults(func=run_speed)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Terminated
 
 
 
@@ -86,9 +86,10 @@ def make_plan(files: list[Path], overrides: list[str], runs: Optional[int], forc
                          f"give each file its own name: so the comparison can tell them apart")
     mach, launcher = machine.detect_machine(), dist.detect().launcher
     problems = []
-    for f, r in zip(files, loaded):
+    for i, (f, r) in enumerate(zip(files, loaded)):
         try:
-            machine.check(r, mach)
+            # settled as `bench run` will settle it, so the hashes match the rows its runs write
+            loaded[i] = machine.settle(r, machine.check(r, mach), say=lambda line: None)
         except BenchError as exc:
             problems.append(f"{f}: {exc}")
         if r.world_size > 1 and launcher == "none":
@@ -124,7 +125,7 @@ def _child(recipe, kwargs: dict, tag: str) -> None:
         run_recipe(recipe, say=_tagged(tag), **kwargs)
     except BaseException as exc:  # run_recipe has recorded the aborted row; the parent wants a status
         print(f"{tag}  failed: {type(exc).__name__}: {exc}", flush=True)
-        sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
+        sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 128 + exc.signum if isinstance(exc, Terminated) else 1)
 
 
 def run_in_fresh_process(recipe, tag: str, **kwargs) -> None:
@@ -192,34 +193,17 @@ def sweep_rows(plan: list[Planned], results_path: Path, ident: Identity):
     return df[mask] if mask is not None else df.iloc[0:0]
 
 
-def _cell(value) -> str:
-    if _missing(value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def report(plan: list[Planned], df, plot_dir: Path, say: Callable[[str], None] = print) -> None:
-    """Comparison table and Pareto plot (bench.report.compare), and the time-per-epoch plot."""
-    from bench.studies.speed import print_table
+    """Comparison table and Pareto plot (bench.report.compare, as `bench compare` prints them), and the
+    time-per-epoch plot."""
+    from bench.report import compare
 
-    names = [p.recipe.name for p in plan]
     plot_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        from bench.report import compare
-    except ImportError as exc:
-        say(f"no comparison table or Pareto plot: bench.report.compare is unavailable ({exc})")
-    else:
-        rows = compare.compare_table(df, target=None, recipes=names)
-        if rows:
-            if hasattr(compare, "print_table"):  # its own layout, the one `bench compare` prints
-                compare.print_table(rows, "comparison", say=say)
-            else:
-                header = list(rows[0])
-                print_table("comparison", header, [[_cell(r.get(k)) for k in header] for r in rows])
-            compare.pareto_plot(rows, plot_dir / "pareto.png")
-            say(f"wrote {plot_dir / 'pareto.png'}")
+    rows = compare.compare_table(df, target=None, recipes=[p.recipe.name for p in plan])
+    if rows:
+        compare.print_table(rows, "comparison", say=say)
+        compare.pareto_plot(rows, plot_dir / "pareto.png")
+        say(f"wrote {plot_dir / 'pareto.png'}")
     path = time_per_epoch_plot(plan, df, plot_dir / "time_per_epoch.png")
     if path:
         say(f"wrote {path}")
@@ -246,31 +230,28 @@ def time_per_epoch_plot(plan: list[Planned], df, path: Path) -> Optional[Path]:
     points = _per_recipe(plan, df)
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import EngFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, key, label in ((axes[0], "params", "parameters"),
-                           (axes[1], "flops", "training FLOPs per image (forward + backward)")):
-        pts = [q for q in points if q[key]]
-        ax.scatter([q[key] for q in pts], [q["epoch_s"] for q in pts], color="tab:blue")
-        for q in pts:
-            ax.annotate(q["name"], (q[key], q["epoch_s"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(EngFormatter())  # 10M, 400M: readable where 1e7 is not
-        ax.xaxis.set_minor_formatter(EngFormatter())
-        ax.set_xlabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("seconds per epoch (mean over runs)")
-    device = df["device_name"].dropna().iloc[0] if "device_name" in df and df["device_name"].notna().any() else ""
-    fig.suptitle(f"time per epoch vs model size — {device}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from bench.report.plots import default_style, figure, save
+
+    with default_style():
+        fig = figure((11, 4.5))
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, key, label in ((axes[0], "params", "parameters"),
+                               (axes[1], "flops", "training FLOPs per image (forward + backward)")):
+            pts = [q for q in points if q[key]]
+            ax.scatter([q[key] for q in pts], [q["epoch_s"] for q in pts], color="tab:blue")
+            for q in pts:
+                ax.annotate(q["name"], (q[key], q["epoch_s"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(EngFormatter())  # 10M, 400M: readable where 1e7 is not
+            ax.xaxis.set_minor_formatter(EngFormatter())
+            ax.set_xlabel(label)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel("seconds per epoch (mean over runs)")
+        device = df["device_name"].dropna().iloc[0] if "device_name" in df and df["device_name"].notna().any() else ""
+        fig.suptitle(f"time per epoch vs model size — {device}")
+        save(fig, path)
     return path
 
 
@@ -304,23 +285,3 @@ def run_sweep(args) -> int:
     for name, error in failures:
         say(f"failed: {name}: {error}")
     return 1 if failures else 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "sweep", help="run every recipe of a family (resumable), then compare them",
-        description="Runs each recipe of a family (recipes/<family>/*.yaml without _* bases, a folder, or a "
-                    "glob). A recipe is skipped when the results table already has --runs non-aborted rows "
-                    "with the same recipe hash, git commit, dataset fingerprint and device, unless --force.")
-    p.add_argument("family", metavar="FAMILY_OR_GLOB", help="e.g. bottleneck, recipes/wrn/, 'recipes/wrn/d22_*.yaml'")
-    p.add_argument("--runs", type=int, help="runs per recipe (default: each recipe's `runs`)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a field in every recipe (part of the hash), repeatable")
-    p.add_argument("--results", type=Path, default=Path(os.environ.get("BENCH_RESULTS", "results/results.csv")),
-                   help="results table (default: results/results.csv)")
-    p.add_argument("--reports", type=Path, default=Path("results/reports"), help="report bundles go here")
-    p.add_argument("--data", help="dataset source for every recipe: 'cifar10', or a folder / archive path")
-    p.add_argument("--data-dir", type=Path, default=None, help="dataset cache (default: $BENCH_DATA or ~/.cache)")
-    p.add_argument("--force", action="store_true", help="run every recipe even when the table has its runs")
-    p.add_argument("--plot-dir", type=Path, help="plots go here (default: results/sweeps/<family>)")
-    p.set_defaults(func=run_sweep)

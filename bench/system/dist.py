@@ -1,16 +1,13 @@
-"""Distributed plumbing: who am I in the process group, joining it, and re-launching via torchrun.
+"""Distributed plumbing: who am I in the process group, joining it, and the collectives a run needs.
 
-bench never manages worker processes itself. Multi-process runs come from torchrun (started by
-the user, by launch/torchrun.sh, or by `relaunch_with_torchrun`) or from one srun task per GPU;
+bench never manages worker processes itself. Multi-process runs come from torchrun (started by the user,
+by launch/torchrun.sh, or by bench.system.launch.relaunch_with_torchrun) or from one srun task per GPU;
 `detect` reads what those launchers put in the environment.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,11 +23,6 @@ _SLURM_PSEUDO_STEP_MIN = 0xFFFFFFF0
 # ports the kernel hands out to outgoing connections.
 _SLURM_PORT_BASE, _SLURM_PORT_SPAN = 15000, 5000
 
-# torchrun's own default, for a rendezvous endpoint given without a port.
-DEFAULT_RDZV_PORT = 29400
-
-# On CPU the process count is not bounded by devices; callers decide what is sensible.
-UNLIMITED = sys.maxsize
 
 
 @dataclass(frozen=True)
@@ -76,53 +68,27 @@ def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
 
 
 def expand_nodelist(nodelist: str) -> list[str]:
-    """Expand Slurm's compressed host list: "node[01-03,07],gpu-b3" -> node01 node02 node03 node07 gpu-b3."""
-    hosts: list[str] = []
-    for item in _split_top_level(nodelist.strip()):
-        hosts.extend(_expand_host(item))
+    """Slurm's compressed host list, expanded: "node[01-03,07],gpu-b3" -> node01 node02 node03 node07 gpu-b3.
+    python-hostlist (NSC's, maintained for exactly this) parses it; a bad list is a BenchError."""
+    import hostlist
+
+    try:
+        hosts = hostlist.expand_hostlist(nodelist.strip())
+    except hostlist.BadHostlist as exc:
+        raise BenchError(f"cannot parse the Slurm node list {nodelist!r}: {exc}") from None
     if not hosts:
         raise BenchError(f"cannot read a host from the Slurm node list {nodelist!r}")
     return hosts
 
 
-def _split_top_level(text: str) -> list[str]:
-    # Commas inside brackets separate ranges, not hosts.
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    return [item for item in items if item]
-
-
-def _expand_host(item: str) -> list[str]:
-    m = re.search(r"\[([^\]]*)\]", item)
-    if not m:
-        return [item]
-    head, tail = item[: m.start()], item[m.end() :]
-    out = []
-    for part in m.group(1).split(","):
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise BenchError(f"cannot parse the range {part!r} in the Slurm node list {item!r}")
-        # The width of the low bound carries the zero padding: node[08-10] -> node08 node09 node10.
-        for n in range(int(lo), int(hi or lo) + 1):
-            out.extend(head + str(n).zfill(len(lo)) + rest for rest in _expand_host(tail))
-    return out
-
-
 def expand_tasks_per_node(spec: str) -> list[int]:
-    """Expand Slurm's per-node task counts: "4(x2)" -> [4, 4], "2(x2),1" -> [2, 2, 1]."""
-    counts: list[int] = []
-    for part in spec.split(","):
-        m = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
-        if not m:
-            raise BenchError(f"cannot parse the Slurm tasks-per-node value {spec!r}")
-        counts.extend([int(m.group(1))] * int(m.group(2) or 1))
-    return counts
+    """Slurm's per-node task counts, expanded: "4(x2)" -> [4, 4], "2(x2),1" -> [2, 2, 1]."""
+    import hostlist
+
+    try:
+        return hostlist.parse_slurm_tasks_per_node(spec.strip())
+    except (hostlist.BadHostlist, ValueError) as exc:
+        raise BenchError(f"cannot parse the Slurm tasks-per-node value {spec!r}: {exc}") from None
 
 
 def detect(env: Mapping[str, str] = os.environ) -> DistContext:
@@ -317,118 +283,6 @@ def all_reduce_sum(values: Sequence[float | int], device: Any) -> list[float]:
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """rank src's obj on every rank (pickled; for small things such as a run id or a decision)."""
-    if not _active():
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def barrier() -> None:
-    if _active():
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-# --------------------------------------------------------------------------- launching
-
-
-def torchrun_command(
-    argv: Sequence[str],
-    nproc_per_node: int,
-    nnodes: int = 1,
-    node_rank: int | None = None,
-    rdzv_endpoint: str | None = None,
-    python: str = sys.executable,
-    rdzv_id: str = "bench",
-) -> list[str]:
-    """The torchrun command line that runs `python -m bench *argv` on this node."""
-    if nproc_per_node < 1 or nnodes < 1:
-        raise BenchError(f"need at least one process and one node, got nproc_per_node={nproc_per_node}, nnodes={nnodes}")
-    cmd = [python, "-m", "torch.distributed.run"]
-    if nnodes == 1:
-        cmd.append("--standalone")
-    else:
-        if not rdzv_endpoint:
-            raise BenchError(f"a {nnodes}-node run needs a rendezvous endpoint host:port reachable from every node")
-        if ":" not in rdzv_endpoint:
-            rdzv_endpoint = f"{rdzv_endpoint}:{DEFAULT_RDZV_PORT}"
-        cmd.append(f"--nnodes={nnodes}")
-        if node_rank is not None:
-            cmd.append(f"--node_rank={node_rank}")
-        cmd += ["--rdzv_backend=c10d", f"--rdzv_endpoint={rdzv_endpoint}", f"--rdzv_id={rdzv_id}"]
-    # A restarted rank would reset the clock mid-run and hide the failure from the results.
-    cmd += [f"--nproc_per_node={nproc_per_node}", "--max_restarts=0", "-m", "bench", *argv]
-    return cmd
-
-
-def relaunch_with_torchrun(argv: Sequence[str], nproc_per_node: int) -> int:
-    """Run `bench *argv` (bench's own arguments, e.g. sys.argv[1:]) again under single-node torchrun
-    with nproc_per_node workers; returns torchrun's exit status.
-
-    torchrun runs in its own process group and this process forwards SIGINT/SIGTERM to it exactly
-    once, so Ctrl-C reaches the workers through torchrun's orderly shutdown rather than twice.
-    """
-    cmd = torchrun_command(argv, nproc_per_node)
-    own_group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-    proc = subprocess.Popen(cmd, **own_group)
-
-    def forward(signum, _frame):
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, forward)
-    except ValueError:  # not the main thread: no handlers, the child still runs
-        pass
-    try:
-        code = proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    # Shell convention for death by signal, so callers see 130 for Ctrl-C.
-    return 128 - code if code < 0 else code
-
-
-def available_devices(device_type: str) -> int:
-    """How many processes per node the hardware can place: the visible CUDA GPUs, or UNLIMITED on
-    CPU, where processes share cores and the caller decides what is sensible."""
-    if device_type == "cuda":
-        import torch
-
-        return torch.cuda.device_count()
-    return UNLIMITED
-
-
-def check_capacity(requested_procs_per_node: int, device_type: str) -> None:
-    """Refuse to start more GPU processes on this node than there are GPUs.
-
-    For the path where bench starts torchrun itself; under an external launcher, placement is the
-    launcher's business (each srun task may see a single GPU)."""
-    if requested_procs_per_node < 1:
-        raise BenchError(f"hardware.procs_per_node must be at least 1, got {requested_procs_per_node}")
-    have = available_devices(device_type)
-    if requested_procs_per_node <= have:
-        return
-    fix = (
-        f"run with --set hardware.procs_per_node={have} to use the {have} present"
-        if have > 0
-        else "run on a machine with a GPU or choose a CPU device"
-    )
-    raise BenchError(
-        f"the recipe asks for {requested_procs_per_node} processes per node on {device_type} but only "
-        f"{have} GPU(s) are visible on this node; {fix}. Note that the learning rate and per-device batch "
-        f"size are left unchanged, so the global batch shrinks, unless you override them too with --set"
-    )
 
 
 def dead_local_peers(ctx: DistContext) -> list[int]:

@@ -183,27 +183,3 @@ def _scalar(v) -> str:
     if v == [] or v == {}:
         return "(none)"
     return str(v)
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("env", help="show the environment a run would record",
-                              description="Print the software, hardware and git state recorded with every run.")
-    p.add_argument("--json", metavar="PATH", dest="json_path",
-                   help="write it as JSON to PATH instead ('-' for stdout)")
-    p.add_argument("--device", default="auto", help="device the run would use (default: auto)")
-    p.set_defaults(func=run_env)
-
-
-def run_env(args) -> int:
-    from bench.core.results import atomic_write
-
-    info = capture(getattr(args, "device", "auto"))
-    path = getattr(args, "json_path", None)
-    if path is None:
-        print("\n".join(format_lines(info)))
-    elif path == "-":
-        print(json.dumps(info, indent=2))
-    else:
-        atomic_write(path, lambda f: f.write(json.dumps(info, indent=2) + "\n"))
-        print(f"wrote {path}")
-    return 0

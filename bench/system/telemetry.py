@@ -57,6 +57,7 @@ class Sampler:
         self.samples: list[dict] = []
         self._nvml = None
         self._handles: dict[int, object] = {}
+        self._energy_mj: dict[int, list] = {}  # NVML's total-energy counter per GPU, read at start and stop
         self._proc = psutil.Process()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,6 +128,21 @@ class Sampler:
             "gpus": [self._gpu_sample(i, h) for i, h in self._handles.items()],
         }
 
+    def _read_energy_counters(self) -> None:
+        # Volta and later count the energy a GPU has used since the driver loaded (mJ); the difference over
+        # the run is exact where sampling power once a second misses spikes between samples.
+        read = getattr(self._nvml, "nvmlDeviceGetTotalEnergyConsumption", None) if self._nvml else None
+        for i, h in self._handles.items():
+            self._energy_mj.setdefault(i, []).append(self._try("energy_counter", read, h) if read else None)
+
+    def energy(self, samples: list[dict]) -> tuple[float | None, str | None]:
+        """(joules over the run summed over GPUs, how it was measured), or (None, None) without GPU data."""
+        counted = [v[1] - v[0] for v in self._energy_mj.values() if len(v) == 2 and None not in v]
+        if counted and len(counted) == len(self._handles):
+            return sum(counted) / 1000, "nvml_total_energy_counter"
+        sampled = [j for j in energy_joules(samples).values() if j is not None]
+        return (sum(sampled), "power_samples_trapezoid") if sampled else (None, None)
+
     def _run(self) -> None:
         due = time.monotonic()
         while True:
@@ -140,6 +156,7 @@ class Sampler:
         if self._thread is not None:
             raise BenchError("telemetry Sampler.start() called twice; use a new Sampler per run")
         self._init_nvml()
+        self._read_energy_counters()
         # psutil's percentages are "since the previous call"; prime them so tick 0 is meaningful.
         self._try("cpu_percent", psutil.cpu_percent, None)
         self._try("proc_cpu_percent", self._proc.cpu_percent, None)
@@ -159,6 +176,7 @@ class Sampler:
             self._stop.set()
             self._thread.join()
             self.samples.append(self._sample())
+            self._read_energy_counters()
             if self._nvml is not None:
                 self._try("shutdown", self._nvml.nvmlShutdown)
         return list(self.samples)

@@ -1,8 +1,9 @@
-"""Subcommands `report`, `verify`, `compare` and `submit`; bench.cli calls `register`."""
+"""`bench report|verify|compare|submit|env`: what runs left behind, checked, compared and packed."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from bench.cli import options
 from bench.core.errors import BenchError, VerifyError
 
 
@@ -30,12 +31,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from bench.report import verify
-
     if args.rerun:
-        return verify.rerun(Path(args.dir), runs=args.runs)
+        from bench.studies.rerun import rerun
+
+        return rerun(Path(args.dir), runs=args.runs)
     if args.runs != 1:
         raise BenchError("--runs only applies with --rerun")
+    from bench.report import verify
+
     out = verify.verify(Path(args.dir))
     print(f"verified: {out.runs} runs, {out.figures} figures")
     return 0
@@ -45,14 +48,30 @@ def cmd_compare(args) -> int:
     from bench.report import compare
 
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()] if args.recipes else None
-    return compare.run(args.results or compare.default_results(), args.target, recipes,
-                       None if args.no_plot else args.plot, args.json)
+    return compare.run(args.results, args.target, recipes, None if args.no_plot else args.plot, args.json)
 
 
 def cmd_submit(args) -> int:
     from bench.report.submit import submit
 
     submit(Path(args.dir), Path(args.out), args.system, args.force)
+    return 0
+
+
+def cmd_env(args) -> int:
+    import json
+
+    from bench.core.results import atomic_write
+    from bench.system.envinfo import capture, format_lines
+
+    info = capture(args.device)
+    if args.json_path is None:
+        print("\n".join(format_lines(info)))
+    elif args.json_path == "-":
+        print(json.dumps(info, indent=2))
+    else:
+        atomic_write(args.json_path, lambda f: f.write(json.dumps(info, indent=2) + "\n"))
+        print(f"wrote {args.json_path}")
     return 0
 
 
@@ -71,8 +90,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("compare", help="rank recipes by mean time-to-target from the results table")
-    p.add_argument("--results", type=Path, default=None,
-                   help="results table (default: $BENCH_RESULTS or results/results.csv)")
+    options.add_results(p)
     p.add_argument("--target", type=float, default=None, help="only rows with this target, e.g. 0.94")
     p.add_argument("--recipes", default=None, help="comma-separated recipe names to include")
     p.add_argument("--plot", type=Path, default=Path("results/compare.png"),
@@ -88,3 +106,9 @@ def register(sub) -> None:
                    help="submission root (default: results/submissions)")
     p.add_argument("--force", action="store_true", help="replace an existing submission of this recipe and system")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("env", help="show the environment a run would record",
+                       description="Print the software, hardware and git state recorded with every run.")
+    p.add_argument("--json", metavar="PATH", dest="json_path", help="write it as JSON to PATH instead ('-' for stdout)")
+    p.add_argument("--device", default="auto", help="device the run would use (default: auto)")
+    p.set_defaults(func=cmd_env)

@@ -1,0 +1,58 @@
+"""`bench speed` and `bench sweep`: work built from many steps or many runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.cli import options
+
+
+def cmd_speed(args) -> int:
+    from bench.studies.speed import run_speed
+
+    return run_speed(args)
+
+
+def cmd_sweep(args) -> int:
+    from bench.studies.sweep import run_sweep
+
+    return run_sweep(args)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "speed", help="time training steps of recipes' models on synthetic data (no accuracy)",
+        description="Median training-step time, images/s, forward/backward split, peak memory, FLOPs and "
+                    "MFU of each recipe's model on synthetic inputs. Flags override the recipe, so a GPU "
+                    "(fp16) recipe can be profiled on a CPU with --device cpu --precision bf16.")
+    p.add_argument("recipes", nargs="+", metavar="RECIPE",
+                   help="recipe names or files; a family name, folder or glob stands for its members")
+    p.add_argument("--batch-sizes", help="comma-separated, e.g. 64,128,256 (default: the recipe's per-device batch)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: the recipe's hardware.device")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="default: the recipe's")
+    p.add_argument("--memory-format", choices=["channels_last", "contiguous"], help="default: the recipe's")
+    p.add_argument("--steps", type=int, default=20, help="timed steps; the median is reported (default 20)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    options.add_set(p)
+    p.add_argument("--json", metavar="PATH", help="write the rows as a JSON list")
+    p.add_argument("--csv", metavar="PATH", help="append the rows, with environment fields, to a CSV "
+                                                 "(e.g. results/speed.csv)")
+    p.add_argument("--find-max-batch", action="store_true",
+                   help="the largest batch that fits: double from the (first) batch size until out of "
+                        "memory, then back off; reports that batch")
+    p.add_argument("--max-batch", type=int, default=65536, help="--find-max-batch stops here (default 65536)")
+    p.set_defaults(func=cmd_speed)
+
+    p = sub.add_parser(
+        "sweep", help="run every recipe of a family (resumable), then compare them",
+        description="Runs each recipe of a family (recipes/<family>/*.yaml without _* bases, a folder, or a "
+                    "glob). A recipe is skipped when the results table already has --runs non-aborted rows "
+                    "with the same recipe hash, git commit, dataset fingerprint and device, unless --force.")
+    p.add_argument("family", metavar="FAMILY_OR_GLOB", help="e.g. bottleneck, recipes/wrn/, 'recipes/wrn/d22_*.yaml'")
+    p.add_argument("--runs", type=int, help="runs per recipe (default: each recipe's `runs`)")
+    options.add_set(p, "override a field in every recipe (part of the hash), repeatable")
+    options.add_results(p)
+    options.add_reports(p)
+    options.add_data(p, "every recipe")
+    p.add_argument("--force", action="store_true", help="run every recipe even when the table has its runs")
+    p.add_argument("--plot-dir", type=Path, help="plots go here (default: results/sweeps/<family>)")
+    p.set_defaults(func=cmd_sweep)

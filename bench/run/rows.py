@@ -1,0 +1,97 @@
+"""The results row of one run, and the lines a run prints: which fields come from where.
+
+    identity  row_base: recipe, data set, seed, machine, process group, software and git state
+    training  epoch_fields: epochs, accuracies, throughput, data wait (from the epochs finished)
+    cost      cost_fields (bench.core.results) and model_cost: FLOPs per image and MFU
+The column order of the table is bench.core.results.COLUMNS; extra fields follow it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from bench.core.results import cost_fields
+from bench.data.types import Dataset
+from bench.run.context import RunContext
+from bench.system.dist import backend_name
+from bench.train.loop import EpochRecord, data_wait_fraction
+
+
+def row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
+    r, env = ctx.recipe, ctx.env
+    git = env.get("git") or {}
+    return {
+        "run_id": run_id,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": r.name, "recipe_hash": r.hash,
+        "dataset": ds.identity.name, "dataset_fingerprint": ds.identity.fingerprint,
+        "train_images": len(ds.train), "test_images": len(ds.test),
+        "seed": seed, "target": r.target.value,
+        "precision": r.precision, "memory_format": r.memory_format, "loader": r.data.loader,
+        "model": r.model.arch, "compile": r.compile,
+        "device": ctx.device.type, "device_name": ctx.mach.device_name,
+        "device_count": ctx.dctx.world_size if ctx.device.type == "cuda" else 1,
+        "world_size": ctx.dctx.world_size, "nodes": ctx.dctx.nodes, "procs_per_node": ctx.dctx.local_world_size,
+        "backend": backend_name(ctx.device.type) if ctx.dctx.grouped else None,
+        "global_batch_size": r.data.batch_size * ctx.dctx.world_size,
+        "threads": ctx.threads,
+        "torch": torch.__version__, "git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
+        "host": env.get("host"),
+    }
+
+
+def epoch_fields(ctx: RunContext, done: list[EpochRecord]) -> dict:
+    """What the finished epochs say; images/s is scaled to all ranks (each trains an equal shard)."""
+    if not done:
+        return {}
+    accs = [r.test_acc for r in done if r.test_acc is not None]
+    train_s = sum(r.epoch_s for r in done)
+    per_rank = sum(r.images_per_s * r.epoch_s for r in done) / train_s if train_s else None
+    images_per_s = per_rank * ctx.dctx.world_size if per_rank else None
+    out = {"epochs": len(done), "best_acc": max(accs) if accs else None, "final_acc": accs[-1] if accs else None,
+           "data_wait_fraction": data_wait_fraction(done), "images_per_s": images_per_s,
+           "epoch_s_mean": train_s / len(done)}
+    if ctx.is_main:
+        out.update(model_cost(ctx, images_per_s))
+    return out
+
+
+def model_cost(ctx: RunContext, images_per_s: Optional[float]) -> dict:
+    from bench.system.flops import mfu, peak_flops
+
+    peak, _ = peak_flops(ctx.mach.device_name, ctx.recipe.precision) if ctx.device.type == "cuda" else (None, "")
+    per_device = images_per_s / ctx.dctx.world_size if images_per_s else None
+    return {"flops_per_image_fwd": ctx.flops.get("forward"), "flops_per_image_train": ctx.flops.get("train_step"),
+            "mfu": mfu(ctx.flops.get("train_step"), per_device, peak)}
+
+
+def costs(ctx: RunContext, wall_s: float) -> dict:
+    return cost_fields(ctx.mach.device_name, ctx.device.type, ctx.dctx.world_size, wall_s,
+                       ctx.recipe.price.usd_per_gpu_hour, ctx.recipe.price.source)
+
+
+def epoch_line(r: EpochRecord, world_size: int = 1) -> str:
+    acc = f"{r.test_acc * 100:6.2f}%" if r.test_acc is not None else "   -   "
+    return (f"  epoch {r.epoch:3d}  {r.elapsed_s:8.1f}s  loss {r.train_loss:.4f}  test {acc}  "
+            f"lr {r.lr:.4f}  {r.images_per_s * world_size:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
+
+
+def summary_line(row: dict) -> str:
+    if row["status"] == "reached":
+        what = f"reached {row['target']:.2%} in {row['time_to_target_s']:.1f}s"
+    else:
+        best = row.get("best_acc")
+        what = f"{row['status']}: best {best:.2%} < target {row['target']:.2%}" if best is not None else row["status"]
+        if row["status"] == "aborted" and row.get("error"):
+            what += f" ({row['error']})"
+    cost = row.get("cost_usd")
+    cost_txt = f"${cost:.4f}" if cost is not None else "cost unknown"
+    return (f"{what}  (init {row['init_s']:.1f}s, wall {row['wall_s']:.1f}s, {row['gpu_hours']:.4f} "
+            f"{'GPU' if row['device'] == 'cuda' else 'device'}-hours, {cost_txt}; price: {row['price_source']})")
+
+
+def recorded_line(row: dict, where: Path | str) -> str:
+    return f"row {row['run_id']} appended to {where}"
