@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_show)
 
     for module in ("bench.data.commands", "bench.data.loader_bench", "bench.system.envinfo", "bench.report.commands",
-                   "bench.studies.speed", "bench.studies.sweep"):
+                   "bench.studies.speed", "bench.studies.sweep", "bench.site.commands"):
         __import__(module, fromlist=["register"]).register(sub)
     return p
 
