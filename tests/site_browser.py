@@ -1,8 +1,8 @@
 """Headless Chromium for the site tests: Debian's `chromium` driven by Selenium through Debian's `chromedriver`.
 
 No browser or driver is downloaded: both paths are given explicitly, so Selenium Manager never runs.
-Also a script: `python tests/site_browser.py SITE_DIR OUT_PNG [WIDTH]` screenshots SITE_DIR/index.html
-(how results/site/leaderboard.png is made).
+Also a script: `python tests/site_browser.py SITE_DIR OUT_PNG [WIDTH [HEIGHT]]` screenshots SITE_DIR/index.html
+as a 128-colour PNG, small enough to commit (how results/site/leaderboard.png is made).
 """
 from __future__ import annotations
 
@@ -69,10 +69,15 @@ def screenshot(driver, path: Path, full_page: bool = False) -> Path:
 
 
 if __name__ == "__main__":
+    from PIL import Image
+
     site, out = Path(sys.argv[1]), Path(sys.argv[2])
     width = int(sys.argv[3]) if len(sys.argv) > 3 else DESKTOP[0]
+    height = int(sys.argv[4]) if len(sys.argv) > 4 else DESKTOP[1]
     with chromium() as d:
-        set_viewport(d, width, DESKTOP[1])
+        set_viewport(d, width, height)
         d.get((site / "index.html").resolve().as_uri())
         screenshot(d, out)
-    print(out)
+    # a palette of 128 colours keeps text crisp at a third of the size
+    Image.open(out).convert("RGB").quantize(colors=128).save(out, optimize=True)
+    print(out, out.stat().st_size, "bytes")
