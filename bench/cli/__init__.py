@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli import data, reports, runs, studies
+from bench.cli import data, reports, runs, site, studies
 from bench.core.errors import BenchError, Terminated
 
-GROUPS = (runs, data, reports, studies)
+GROUPS = (runs, data, reports, studies, site)
 
 
 def build_parser() -> argparse.ArgumentParser:

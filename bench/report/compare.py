@@ -39,18 +39,24 @@ def _mean(values):
     return sum(vals) / len(vals) if vals else None
 
 
-def _rows(df) -> list[dict]:
+def records(df) -> list[dict]:
+    """The table's rows as plain dicts (NA -> None), the form every function here works on."""
     return [{k: _clean(v) for k, v in rec.items()} for rec in df.to_dict("records")]
 
 
-def _filter(records: list[dict], target, recipes) -> list[dict]:
+def group_key(record: dict) -> tuple:
+    """The group a row (or a compare_table row) belongs to: its values of GROUP_KEYS."""
+    return tuple(record.get(k) for k in GROUP_KEYS)
+
+
+def _filter(rows: list[dict], target, recipes) -> list[dict]:
     if recipes:
         wanted = set(recipes)
-        records = [r for r in records if r.get("recipe") in wanted]
+        rows = [r for r in rows if r.get("recipe") in wanted]
     if target is not None:
-        records = [r for r in records if r.get("target") is not None and math.isclose(r["target"], target,
-                                                                                       rel_tol=1e-9)]
-    return records
+        rows = [r for r in rows
+                if r.get("target") is not None and math.isclose(r["target"], target, rel_tol=1e-9)]
+    return rows
 
 
 def compare_table(df, target: float | None = None, recipes: list[str] | None = None) -> list[dict]:
@@ -58,10 +64,10 @@ def compare_table(df, target: float | None = None, recipes: list[str] | None = N
     unranked (rank None), by best final accuracy. Every value is plain JSON."""
     from bench.core.stats import describe
 
-    records = _filter(_rows(df), target, recipes)
+    rows = _filter(records(df), target, recipes)
     groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        groups.setdefault(tuple(r.get(k) for k in GROUP_KEYS), []).append(r)
+    for r in rows:
+        groups.setdefault(group_key(r), []).append(r)
     out = []
     for key, members in groups.items():
         counted = [m for m in members if m.get("status") in COUNTED]
@@ -110,12 +116,12 @@ def _name_differences(rows: list[dict]) -> None:
 
 
 def table_warnings(df, target: float | None = None, recipes: list[str] | None = None) -> list[str]:
-    records = _filter(_rows(df), target, recipes)
+    rows = _filter(records(df), target, recipes)
     out = []
     for key, what in (("dataset_fingerprint", "dataset fingerprints"), ("device_name", "devices"),
                       ("precision", "precisions")):
         values = sorted({str(r.get(key))[:12] if key == "dataset_fingerprint" else str(r.get(key))
-                         for r in records})
+                         for r in rows})
         if len(values) > 1:
             out.append(f"warning: the table holds {len(values)} {what} ({', '.join(values)}): rows are grouped "
                        f"by them and never mixed, but times across groups are not like for like")

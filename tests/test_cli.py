@@ -1,0 +1,27 @@
+"""The command line stays light: `--help` and `validate` import no torch (nor pandas), so they answer at
+once on any machine. Measured with the interpreter's own import log, not by reading our code."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "pandas", "numpy", "jinja2", "matplotlib", "nvidia.dali")
+
+
+def imported(*args) -> set[str]:
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench", *args], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    names = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    return {n for n in names if n.split(".")[0] in {h.split(".")[0] for h in HEAVY}}
+
+
+@pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("sweep", "--help"),
+                                  ("validate", "recipes/cpu_quick.yaml", "recipes/wrn22.yaml")])
+def test_light_commands_import_nothing_heavy(args):
+    assert imported(*args) == set()
+
+
+def test_the_check_sees_a_heavy_import():
+    assert "torch" in {n.split(".")[0] for n in imported("env", "--json", "-")}
