@@ -53,12 +53,27 @@ def test_darknet_seed_count():
     assert n == darknet_count([1, 2, 4, 6, 3], 32) == 31_410_922
 
 
+def wrn_count(depth, width, start_nf=16, classes=10):
+    """By hand: stem conv; per block a BN on its input, two 3x3 convs, the BN between them, and a 1x1
+    shortcut conv when the width changes; then the final BN and the linear head."""
+    n = (depth - 4) // 6
+    total, ni = 3 * start_nf * 9, start_nf
+    for i in range(3):
+        nf = start_nf * width * 2 ** i
+        for b in range(n):
+            cin = ni if b == 0 else nf
+            total += 2 * cin + cin * nf * 9 + 2 * nf + nf * nf * 9 + (cin * nf if cin != nf else 0)
+        ni = nf
+    return total + 2 * ni + ni * classes + classes
+
+
 def test_wrn22_and_resnet9_counts():
     wrn22 = count_parameters(build_model("wrn", {"depth": 22, "width": 6}))
     r9 = count_parameters(build_model("resnet9", {}))
     print(f"wrn22 params: {wrn22}, resnet9 params: {r9}")
-    assert abs(wrn22 - 9.7e6) / 9.7e6 < 0.02
-    assert abs(r9 - 6.57e6) / 6.57e6 < 0.02
+    assert wrn22 == wrn_count(22, 6) == 9_658_458
+    assert r9 == 6_573_120
+    assert count_parameters(build_model("wrn", {"depth": 16, "width": 4})) == wrn_count(16, 4)
 
 
 # --- shapes and structure -------------------------------------------------------------------------------
@@ -112,6 +127,63 @@ def test_wrn_structure():
     assert sum(isinstance(m, nn.Dropout) for m in model.modules()) == 6
 
 
+class FastaiBlock(nn.Module):
+    """fast.ai's DAWNBench block, transcribed from fastai 0.7 models/cifar10/wideresnet.py for this test:
+    x2 = relu(bn(x)); r = shortcut(x2), a no-op when ni == nf; return conv2(conv1(x2)) * 0.2 + r, where
+    conv2 is bn -> relu -> conv."""
+
+    def __init__(self, ni, nf, stride):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(ni)
+        self.conv1 = nn.Conv2d(ni, nf, 3, stride, 1, bias=False)
+        self.conv2 = nn.Sequential(nn.BatchNorm2d(nf), nn.ReLU(), nn.Conv2d(nf, nf, 3, 1, 1, bias=False))
+        self.shortcut = nn.Conv2d(ni, nf, 1, stride, bias=False) if ni != nf else (lambda t: t)
+
+    def forward(self, x):
+        x2 = torch.relu(self.bn(x))
+        return self.conv2(self.conv1(x2)) * 0.2 + self.shortcut(x2)
+
+
+def share_weights(ours: BasicBlock, theirs: FastaiBlock) -> None:
+    with torch.no_grad():
+        for a, b in ((ours.pre[0], theirs.bn), (ours.branch[0], theirs.conv1), (ours.branch[1], theirs.conv2[0]),
+                     (ours.branch[3], theirs.conv2[2])):
+            b.load_state_dict(a.state_dict())
+        if ours.shortcut is not None:
+            theirs.shortcut.load_state_dict(ours.shortcut.state_dict())
+
+
+@pytest.mark.parametrize("ni, nf, stride", [(8, 8, 1), (8, 16, 2), (4, 24, 1)])
+def test_wrn_block_matches_fastai_transcription(ni, nf, stride):
+    torch.manual_seed(ni + nf)
+    ours, theirs = BasicBlock(ni, nf, stride), FastaiBlock(ni, nf, stride)
+    for bn in (m for m in ours.modules() if isinstance(m, nn.BatchNorm2d)):  # non-trivial statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    share_weights(ours, theirs)
+    x = torch.randn(3, ni, 8, 8)
+    for mode in ("eval", "train"):
+        getattr(ours, mode)(), getattr(theirs, mode)()
+        with torch.no_grad():
+            assert torch.allclose(ours(x), theirs(x), atol=1e-5), mode
+
+
+def test_wrn_identity_block_adds_the_preactivated_input():
+    """Convolutions zeroed, an identity block returns relu(bn(x)): zeros for a negative input (BN at its
+    initial statistics is the identity), where adding the raw x would return x itself."""
+    block = BasicBlock(4, 4, 1).eval()
+    for conv in convs(block):
+        nn.init.zeros_(conv.weight)
+    x = -torch.rand(2, 4, 5, 5) - 0.1
+    with torch.no_grad():
+        assert torch.equal(block(x), torch.zeros_like(x))
+        raw = BasicBlock(4, 4, 1, identity="raw").eval()
+        raw.load_state_dict(block.state_dict())
+        assert torch.allclose(raw(x), x)
+
+
 def test_resnet9_scales_logits():
     model = build_model("resnet9", {**TINY["resnet9"], "scale": 0.125}).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -151,7 +223,8 @@ def test_channels_last_bf16_autocast_backward(arch):
 def test_model_params_defaults():
     assert model_params("darknet") == {"layers": [1, 2, 4, 6, 3], "nf": 32, "funnel": 0.5,
                                        "kernel_sizes": [1, 3]}
-    assert model_params("wrn") == {"depth": 22, "width": 6, "start_nf": 16, "branch_scale": 0.2, "drop": 0.0}
+    assert model_params("wrn") == {"depth": 22, "width": 6, "start_nf": 16, "branch_scale": 0.2, "drop": 0.0,
+                                   "identity": "preact"}
     assert model_params("resnet9") == {"widths": [64, 128, 256, 512], "scale": 0.125}
 
 
