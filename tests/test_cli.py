@@ -25,3 +25,14 @@ def test_light_commands_import_nothing_heavy(args):
 
 def test_the_check_sees_a_heavy_import():
     assert "torch" in {n.split(".")[0] for n in imported("env", "--json", "-")}
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    """`bench show wrn22 | head -0`: the reader is gone before bench writes; bench exits quietly with 141."""
+    import os
+
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "show", "wrn22"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.close()  # before the interpreter has even started
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err and "Exception" not in err, err

@@ -171,6 +171,8 @@ def test_fetch_without_network_explains_manual_placement(tmp_path):
     msg = str(e.value)
     assert str(tmp_path / "cifar-10-python.tar.gz") in msg and "--data" in msg
     assert cifar.OFFICIAL_SHA256 in msg
+    # the offline alternative shipped in the repository, and the target that fits it
+    assert "--data data/cifar10-jpeg-q75.tar.xz --set target.value=0.907" in msg
 
 
 def test_load_archive_converts_planar_rows_to_hwc(archive):

@@ -101,8 +101,12 @@ def test_bad_rank():
 # One semantics
 
 
+DAWN = Augment(brightness=0.25, contrast=0.25, saturation=0.25, rotate=2.0)  # wrn22's DAWNBench augmentation
+
+
 @pytest.mark.parametrize("augment", [Augment(), Augment(pad_mode="zeros"), Augment(pad=0, flip=False),
-                                     Augment(pad=2, flip=False)], ids=["reflect", "zeros", "off", "pad2"])
+                                     Augment(pad=2, flip=False), DAWN, Augment(contrast=0.5, rotate=30.0)],
+                         ids=["reflect", "zeros", "off", "pad2", "dawnbench", "contrast+rotate"])
 def test_loaders_match_reference_exactly(augment):
     """The random plan is shared, so all loaders give the same bits as the reference implementation."""
     idx = epoch_indices(len(SPLIT), epoch=1, seed=7, rank=0, world=1)
@@ -112,6 +116,46 @@ def test_loaders_match_reference_exactly(augment):
         x, y, _ = load(kind, epoch=1, augment=augment)
         assert torch.equal(x, want), kind
         assert torch.equal(y, torch.from_numpy(SPLIT.labels[idx])), kind
+
+
+def test_jitter_and_rotation_match_torchvision():
+    """The batched per-image ops against torchvision's own functional ops, one image at a time."""
+    import torchvision.transforms.v2.functional as TF
+
+    from bench.data.augment import jitter, rotate
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(8, 3, 32, 32, generator=g)
+    angles = torch.tensor([0.0, 2.0, -2.0, 1.3, -0.7, 45.0, -90.0, 180.0])
+    want = torch.stack([TF.rotate(x[i], float(a), interpolation=TF.InterpolationMode.NEAREST)
+                        for i, a in enumerate(angles)])
+    assert torch.equal(rotate(x, angles), want)
+    factors = torch.rand(8, 3, generator=g) * 0.5 + 0.75
+    order = torch.stack([torch.randperm(3, generator=g) for _ in range(8)])
+    ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation)
+    want = []
+    for i in range(8):
+        y = x[i]
+        for k in order[i].tolist():
+            y = ops[k](y, float(factors[i, k]))
+        want.append(y)
+    torch.testing.assert_close(jitter(x, factors, order), torch.stack(want), atol=1e-6, rtol=0)
+
+
+def test_photometric_plan_draws():
+    plan = draw_plan(20000, DAWN, seed=1, epoch=0, rank=0)
+    assert plan.factors.shape == (20000, 3) and plan.factors.min() >= 0.75 and plan.factors.max() <= 1.25
+    assert abs(float(plan.factors.mean()) - 1.0) < 0.01
+    assert np.abs(plan.angle).max() <= 2.0 and abs(float(plan.angle.mean())) < 0.05
+    orders = {tuple(o) for o in plan.order.tolist()}
+    assert orders == {(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)}
+    only_contrast = draw_plan(50, Augment(contrast=0.4), seed=1, epoch=0, rank=0)
+    assert (only_contrast.order[:, 0] == 1).all() and (only_contrast.order[:, 1:] == -1).all()
+    assert only_contrast.angle is None
+    # Adding jitter leaves the crops and flips of a seed as they were.
+    plain = draw_plan(100, Augment(), seed=4, epoch=2, rank=1)
+    dawn = draw_plan(100, DAWN, seed=4, epoch=2, rank=1)
+    assert all(np.array_equal(getattr(plain, k), getattr(dawn, k)) for k in ("dy", "dx", "flip"))
 
 
 def test_no_augmentation_equals_eval():
@@ -215,32 +259,6 @@ def test_missing_dali_is_a_bench_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "nvidia.dali", None)
     with pytest.raises(BenchError, match="DALI"):
         load("dali")
-
-
-@needs_dali
-def test_dali_folder_pipeline(tmp_path):
-    from PIL import Image
-    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
-
-    from bench.data.loaders.dali import folder_pipeline
-
-    images = SPLIT.images[:5]
-    for i, img in enumerate(images):
-        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
-        Image.fromarray(img).save(tmp_path / f"c{i % 2}" / f"{i}.png")
-    order = [0, 2, 4, 1, 3]  # the reader sorts class folders, then files
-    got, labels = [], []
-    for rank in (0, 1):
-        pipe = folder_pipeline(str(tmp_path), batch_size=2, device=CPU, rank=rank, world=2)
-        for (out,) in DALIGenericIterator(pipe, ["images", "labels"], reader_name="reader",
-                                          last_batch_policy=LastBatchPolicy.PARTIAL):
-            got.append(out["images"])
-            labels += out["labels"].flatten().tolist()
-    assert torch.equal(torch.cat(got), reference(images[order], None, Augment()))
-    assert labels == [0, 0, 0, 1, 1]
-
-
-# bench loaders
 
 
 def run_cli(*argv):

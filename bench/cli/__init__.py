@@ -6,6 +6,7 @@ work on machines without a GPU stack (tests/test_cli.py checks it)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bench.cli import data, reports, runs, site, studies
@@ -35,3 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as exc:  # the run's aborted row has landed; shells and SLURM read 128 + signal
         print(f"bench: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    except BrokenPipeError:  # `bench ... | head` closed our output: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

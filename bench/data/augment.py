@@ -7,8 +7,18 @@ Semantics (train):
   2. take an HxW crop whose top-left corner (dy, dx) is uniform over {0..2*pad} x {0..2*pad}
      (pad=0: the image itself);
   3. flip horizontally with probability 0.5 (if `flip`);
-  4. normalise each channel: (x/255 - mean) / std.
-Eval: step 4 only.
+  4. colour jitter (if any of brightness, contrast, saturation > 0), as torchvision's ColorJitter on
+     [0, 1] floats: each factor uniform in [1 - b, 1 + b] (and likewise), the enabled adjustments applied
+     in a random order, each one clamped to [0, 1];
+  5. rotate (if `rotate` > 0) by an angle uniform in [-rotate, rotate] degrees about the image centre,
+     nearest-pixel sampling, black outside, as torchvision's RandomRotation;
+  6. normalise each channel: (x/255 - mean) / std.
+Eval: step 6 only.
+
+Steps 4-5 are the DAWNBench entry's `ColorJitter(.25, .25, .25)` and `RandomRotation(2)` (fastai/imagenet-fast
+cifar10/dawn_mod.py). Its order was crop, jitter, rotate, flip; flipping first and rotating after gives the
+same distribution of images (the angle's distribution is symmetric, jitter is per pixel), so every loader can
+keep its crop-and-flip gather. Steps 4-5 run batched in torch, on the batch's device, in every loader.
 
 The random choices of an epoch are drawn here, in numpy, from (seed, epoch, rank) - not inside each
 loader - so every loader applies the same crops and flips to the same images: switching loaders
@@ -35,6 +45,10 @@ class Augment:
     flip: bool = True
     pad: int = 4
     pad_mode: str = "reflect"
+    brightness: float = 0.0  # jitter strengths: factors uniform in [1 - v, 1 + v]
+    contrast: float = 0.0
+    saturation: float = 0.0
+    rotate: float = 0.0  # degrees: angle uniform in [-rotate, rotate]
     mean: tuple = (0.4914, 0.48216, 0.44653)  # [0, 1] units: the seed's CIFAR-10 statistics
     std: tuple = (0.24703, 0.24349, 0.26159)
 
@@ -45,6 +59,20 @@ class Augment:
             raise BenchError(f"augment.pad={self.pad}: must be >= 0 (0 = no random crop)")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise BenchError(f"augment mean/std must be 3 values each, std > 0; got {self.mean} / {self.std}")
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise BenchError(f"augment.{name}={getattr(self, name)}: must be in [0, 1]")
+        if not 0 <= self.rotate <= 180:
+            raise BenchError(f"augment.rotate={self.rotate}: must be in [0, 180] degrees")
+
+    @property
+    def jitter(self) -> tuple[float, float, float]:
+        return self.brightness, self.contrast, self.saturation
+
+    @property
+    def photometric(self) -> bool:
+        """Whether steps 4-5 do anything: loaders take the plain crop-flip-normalise path otherwise."""
+        return any(self.jitter) or self.rotate > 0
 
     def pixel_mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """mean and std in 0..255 units, float32 per channel (what DALI is given)."""
@@ -63,6 +91,18 @@ class Plan:
     dy: np.ndarray  # int64, crop top in the padded image, 0..2*pad
     dx: np.ndarray  # int64, crop left
     flip: np.ndarray  # bool
+    factors: np.ndarray | None = None  # float32 (count, 3): brightness, contrast, saturation factors
+    order: np.ndarray | None = None  # int64 (count, 3): which adjustment (0 b, 1 c, 2 s) goes first, second...
+    angle: np.ndarray | None = None  # float32 degrees, counter-clockwise
+
+    def rows(self, start: int, stop: int) -> dict:
+        """The photometric choices of positions start..stop, as tensors for `photometric`."""
+        out = {}
+        for name in ("factors", "order", "angle"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = torch.from_numpy(np.ascontiguousarray(value[start:stop]))
+        return out
 
 
 def draw_plan(count: int, augment: Augment, *, seed: int, epoch: int, rank: int) -> Plan:
@@ -73,7 +113,18 @@ def draw_plan(count: int, augment: Augment, *, seed: int, epoch: int, rank: int)
     flip = rng.random(count) < 0.5
     if not augment.flip:
         flip[:] = False
-    return Plan(dy.astype(np.int64), dx.astype(np.int64), flip)
+    factors = order = angle = None
+    # Drawn after the crops and flips, so plans without them are the same as before they existed.
+    if any(augment.jitter):
+        strength = np.asarray(augment.jitter, np.float64)
+        factors = rng.uniform(1 - strength, 1 + strength, size=(count, 3)).astype(np.float32)
+        enabled = [k for k in range(3) if strength[k] > 0]
+        order = np.full((count, 3), -1, np.int64)  # -1: nothing at that position
+        order[:, :len(enabled)] = np.asarray(enabled)[rng.permuted(np.tile(np.arange(len(enabled)), (count, 1)),
+                                                                   axis=1)]
+    if augment.rotate > 0:
+        angle = rng.uniform(-augment.rotate, augment.rotate, size=count).astype(np.float32)
+    return Plan(dy.astype(np.int64), dx.astype(np.int64), flip, factors, order, angle)
 
 
 def pad_images(images: np.ndarray, augment: Augment) -> np.ndarray:
@@ -95,6 +146,59 @@ def crop_flip(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: tor
     return padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, the weights torchvision's rgb_to_grayscale uses
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(GRAY, dtype=x.dtype, device=x.device)
+    return (x * w[:, None, None]).sum(1, keepdim=True)
+
+
+def _blend(a: torch.Tensor, b, f: torch.Tensor) -> torch.Tensor:
+    return (f * a + (1 - f) * b).clamp(0, 1)
+
+
+def jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Per-image brightness, contrast and saturation on (B,3,H,W) floats in [0, 1], in each image's order."""
+    f = factors[:, :, None, None, None]  # (B, 3, 1, 1, 1)
+    for step in range(order.shape[1]):
+        which = order[:, step]
+        if bool((which < 0).all()):
+            break
+        candidates = (_blend(x, 0.0, f[:, 0]),
+                      _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f[:, 1]),
+                      _blend(x, _gray(x), f[:, 2]))
+        for k, y in enumerate(candidates):
+            x = torch.where((which == k)[:, None, None, None], y, x)
+    return x
+
+
+def rotate(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotate each (C,H,W) image of the batch counter-clockwise by its angle (degrees) about its centre;
+    nearest pixel, zeros outside: one grid_sample for the whole batch."""
+    b, _, h, w = x.shape
+    rad = torch.deg2rad(angle.to(torch.float32))
+    cos, sin = torch.cos(rad)[:, None, None], torch.sin(rad)[:, None, None]
+    # Output pixel centres relative to the image centre; each samples the input at the inverse rotation.
+    v = (torch.arange(h, device=x.device, dtype=torch.float32) - (h - 1) / 2)[None, :, None]
+    u = (torch.arange(w, device=x.device, dtype=torch.float32) - (w - 1) / 2)[None, None, :]
+    src_u = cos * u - sin * v
+    src_v = sin * u + cos * v
+    grid = torch.stack((2 * src_u / w, 2 * src_v / h), dim=-1)  # grid_sample's [-1, 1], align_corners=False
+    return torch.nn.functional.grid_sample(x, grid.to(x.dtype), mode="nearest", padding_mode="zeros",
+                                           align_corners=False)
+
+
+def photometric(pixels: torch.Tensor, rows: dict) -> torch.Tensor:
+    """Steps 4-5 on a (B,H,W,3) uint8 batch: (B,H,W,3) float32 in 0..255, ready for `normalise`."""
+    x = pixels.permute(0, 3, 1, 2).float() / 255
+    if "factors" in rows:
+        x = jitter(x, rows["factors"].to(x.device), rows["order"].to(x.device))
+    if "angle" in rows:
+        x = rotate(x, rows["angle"].to(x.device))
+    return (x * 255).permute(0, 2, 3, 1)
+
+
 @functools.lru_cache(maxsize=8)
 def _norm_tensors(augment: Augment, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Cached so a GPU loop does not copy the constants host-to-device every batch.
@@ -102,7 +206,7 @@ def _norm_tensors(augment: Augment, device: torch.device) -> tuple[torch.Tensor,
 
 
 def normalise(x: torch.Tensor, augment: Augment) -> torch.Tensor:
-    """(B,H,W,3) uint8 -> (B,3,H,W) float32 view whose memory is channels_last."""
+    """(B,H,W,3) uint8 (or float 0..255) -> (B,3,H,W) float32 view whose memory is channels_last."""
     shift, scale = _norm_tensors(augment, x.device)
     return ((x.float() - shift) * scale).permute(0, 3, 1, 2)
 
@@ -115,4 +219,6 @@ def reference(images: np.ndarray, plan: Plan | None, augment: Augment) -> torch.
     padded = torch.from_numpy(pad_images(images, augment))
     t = (torch.from_numpy(a) for a in (plan.dy, plan.dx, plan.flip))
     crops = crop_flip(padded, torch.arange(len(images)), *t, size=images.shape[1:3])
+    if augment.photometric:
+        crops = photometric(crops, plan.rows(0, len(images)))
     return normalise(crops, augment).contiguous()

@@ -90,8 +90,11 @@ class _Progress:
 
 
 def _by_hand(url: str, target: Path, sha256: str) -> str:
+    from bench.data.targets import offline_hint
+
     return (f"Download {url} on a machine with internet access (sha256 {sha256}), then either copy it to "
-            f"{target} or point --data at the file (for example `bench run --data /path/to/{ARCHIVE_NAME}`).")
+            f"{target} or point --data at the file (for example `bench run --data /path/to/{ARCHIVE_NAME}`).\n"
+            f"{offline_hint()}")
 
 
 def _download(url: str, part: Path, progress: bool) -> None:

@@ -33,6 +33,7 @@ def _spec(default=None, *, lo=None, hi=None, lo_open=False, doc="", factory=None
 class Provenance:
     source: str = _spec("", doc="where the configuration comes from")
     reported: str = _spec("", doc="the result its authors reported, with hardware")
+    differs: str = _spec("", doc="what this recipe does differently from its source, and why")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Augmentation:
     flip: bool = True
     pad: int = _spec(4, lo=0, hi=16, doc="pixels of padding before the random crop; 0 = no crop")
     pad_mode: Literal["reflect", "zeros"] = "reflect"
+    brightness: float = _spec(0.0, lo=0.0, hi=1.0, doc="colour jitter: factor uniform in [1-v, 1+v] (0: off)")
+    contrast: float = _spec(0.0, lo=0.0, hi=1.0, doc="colour jitter, as torchvision's ColorJitter")
+    saturation: float = _spec(0.0, lo=0.0, hi=1.0, doc="colour jitter, as torchvision's ColorJitter")
+    rotate: float = _spec(0.0, lo=0.0, hi=180.0, doc="degrees: rotation uniform in [-v, v] (0: off)")
 
 
 @dataclass(frozen=True)
@@ -132,14 +137,20 @@ class Recipe:
     @property
     def hash(self) -> str:
         """Hash of everything that changes what a run measures; `runs` (how many) is left out."""
-        d = self.to_dict()
-        d.pop("runs")
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return resolved_hash(self.to_dict())
 
     @property
     def world_size(self) -> int:
         return self.hardware.procs_per_node * self.hardware.nodes
+
+
+def resolved_hash(resolved: dict) -> str:
+    """The hash of a resolved recipe as a plain mapping (Recipe.to_dict(), or a bundle's recipe.yaml read back):
+    it depends on the values written, not on the schema of the day, so a bundle written before a field was
+    added still hashes to what its header says."""
+    d = {k: v for k, v in resolved.items() if k != "runs"}
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- validation

@@ -105,9 +105,9 @@ def read_recipe(bundle: Path) -> tuple[dict, str | None]:
 
 
 def recipe_hash(recipe: dict) -> str:
-    from bench.recipe import from_dict
+    from bench.recipe.schema import resolved_hash
 
-    return from_dict(recipe, "recipe.yaml").hash
+    return resolved_hash(recipe)
 
 
 def read_json(bundle: Path, name: str) -> dict:

@@ -32,7 +32,8 @@ def loaders(recipe: Recipe, ds: Dataset, device: torch.device, seed: int, dctx: 
     from bench.data.loaders import make_loader
 
     a = recipe.data.augment
-    aug = Augment(flip=a.flip, pad=a.pad, pad_mode=a.pad_mode)
+    aug = Augment(flip=a.flip, pad=a.pad, pad_mode=a.pad_mode, brightness=a.brightness, contrast=a.contrast,
+                  saturation=a.saturation, rotate=a.rotate)
     common = dict(device=device, dtype=input_dtype(recipe), channels_last=recipe.memory_format == "channels_last",
                   augment=aug, seed=seed, rank=dctx.rank, world=dctx.world_size, workers=recipe.data.workers)
     train = make_loader(recipe.data.loader, ds.train, train=True, batch_size=recipe.data.batch_size, **common)

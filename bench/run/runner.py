@@ -19,6 +19,7 @@ from bench.core.clock import Clock, device_sync
 from bench.core.errors import BenchError, Terminated
 from bench.core.progress import StepBar
 from bench.core.results import check_table, new_run_id
+from bench.data.targets import target_warning
 from bench.data.types import Dataset
 from bench.recipe import Recipe
 from bench.run import parts
@@ -114,6 +115,9 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
             bundle.write_json("dataset.json", describe(ds.identity))
         ctx = RunContext(recipe, source, data_dir, Path(results_path), device, mach, dctx, threads, env, bundle,
                          flops, first_run, say)
+        warning = target_warning(recipe.data.source, recipe.target.value, ds.identity)
+        if warning:
+            say(warning)
         say(f"{recipe.name}  [{recipe.hash}]  data {ds.identity.name} ({ds.identity.short})  "
             f"{len(ds.train)} train / {len(ds.test)} test  on {device_type} x{dctx.world_size}  "
             f"{recipe.precision} {recipe.memory_format} loader={recipe.data.loader} threads={threads}")

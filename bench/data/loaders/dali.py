@@ -5,10 +5,9 @@ random plan come from bench.data.sharding / bench.data.augment like every other 
 reflect padding, so the split is padded once in numpy and crop_mirror_normalize cuts the crop out of the
 padded image: crop_pos = dy / (2*pad) puts the window at exactly dy pixels (anchor = pos * (40 - 32),
 rounded). A pipeline is built per epoch, because its prefetching would otherwise start reading the
-next epoch before we know which epoch the caller wants; building one costs milliseconds.
-
-Image folders (`folder_pipeline`): fn.readers.file shards the files itself (shard_id/num_shards) and
-the decoder runs on the GPU ("mixed") when there is one.
+next epoch before we know which epoch the caller wants; building one costs milliseconds. Colour jitter and
+rotation (bench.data.augment steps 4-5) have no bit-identical DALI operators: when a recipe asks for them,
+DALI hands over the uint8 crops and the batch is finished by the same torch code as in every other loader.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import os
 import numpy as np
 import torch
 
-from bench.data.augment import Augment, draw_plan, pad_images
+from bench.data.augment import Augment, draw_plan, normalise, pad_images, photometric
 from bench.data.loaders import ArrayLoader, finish
 from bench.data.types import Split
 from bench.core.errors import BenchError
@@ -58,11 +57,15 @@ class DaliLoader(ArrayLoader):
         self.images = pad_images(split.images, augment) if train else split.images
         self.labels = split.labels
 
-    def _batches(self, epoch: int):
+    def _plan(self, epoch: int):
+        if not self.train:
+            return None
+        return draw_plan(len(self._indices(epoch)), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
+
+    def _batches(self, epoch: int, plan):
         idx = self._indices(epoch)
         crop = self.train and self.augment.pad > 0
         if self.train:
-            plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
             mirror = plan.flip.astype(np.int32)
         if crop:
             span = 2 * self.augment.pad
@@ -76,17 +79,23 @@ class DaliLoader(ArrayLoader):
                 out += [pos_x[s:s + len(b)], pos_y[s:s + len(b)]]
             yield tuple(out)
 
-    def _pipeline(self, epoch: int):
+    @property
+    def _raw(self) -> bool:
+        return self.train and self.augment.photometric
+
+    def _pipeline(self, epoch: int, plan):
         dali = _dali()
         fn, types = dali.fn, dali.types
         mean, std = self.augment.pixel_mean_std()
+        if self._raw:  # crop and mirror only: torch finishes the batch
+            mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
         crop = self.train and self.augment.pad > 0
         gpu = self.device_id is not None
         n_out = 2 + self.train + 2 * crop
 
         @dali.pipeline_def(batch_size=self.batch_size, num_threads=_threads(), device_id=self.device_id)
         def pipe():
-            outs = fn.external_source(source=self._batches(epoch), num_outputs=n_out, batch=True,
+            outs = fn.external_source(source=self._batches(epoch, plan), num_outputs=n_out, batch=True,
                                       layout=["HWC"] + [""] * (n_out - 1))
             images, labels = outs[0], outs[1]
             args = {}
@@ -98,46 +107,27 @@ class DaliLoader(ArrayLoader):
                 images.gpu() if gpu else images, device="gpu" if gpu else "cpu",
                 # float32 values passed as Python floats round-trip exactly, keeping bitwise agreement.
                 mean=mean.tolist(), std=std.tolist(),
-                dtype=types.FLOAT16 if self.dtype == torch.float16 else types.FLOAT,
-                output_layout="HWC" if self.channels_last else "CHW", **args), labels
+                dtype=types.UINT8 if self._raw else types.FLOAT16 if self.dtype == torch.float16 else types.FLOAT,
+                output_layout="HWC" if self.channels_last or self._raw else "CHW", **args), labels
 
         return pipe()
 
     def epoch(self, epoch: int):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-        pipe = self._pipeline(epoch)
+        plan = self._plan(epoch)
+        pipe = self._pipeline(epoch, plan)
         pipe.build()
+        start = 0
         for (out,) in DALIGenericIterator(pipe, ["images", "labels"], last_batch_policy=LastBatchPolicy.PARTIAL):
             x = out["images"]
-            if self.channels_last:
+            if self._raw:
+                x = normalise(photometric(x, plan.rows(start, start + len(x))), self.augment)
+            elif self.channels_last:
                 x = x.permute(0, 3, 1, 2)
+            start += len(x)
             yield finish(x, self.dtype, self.channels_last), out["labels"].to(self.device, non_blocking=True)
 
 
 def build(split, *, workers, **kw) -> DaliLoader:
     return DaliLoader(split, **kw)
-
-
-def folder_pipeline(root: str, *, batch_size: int, device: torch.device, rank: int = 0, world: int = 1,
-                    shuffle: bool = False, seed: int = 0, augment: Augment = Augment()):
-    """Built pipeline over an image folder (one subfolder per class) giving ("images", "labels"):
-    decoded, normalised float32 CHW images (no augmentation) and int32 labels. The reader is named
-    "reader", for DALIGenericIterator(..., reader_name="reader") to stop at this shard's end."""
-    dali = _dali()
-    fn, types = dali.fn, dali.types
-    device_id = _device_id(device)
-    mean, std = augment.pixel_mean_std()
-
-    @dali.pipeline_def(batch_size=batch_size, num_threads=_threads(), device_id=device_id, seed=seed)
-    def pipe():
-        files, labels = fn.readers.file(file_root=root, shard_id=rank, num_shards=world,
-                                        random_shuffle=shuffle, name="reader")
-        images = fn.decoders.image(files, device="cpu" if device_id is None else "mixed",
-                                   output_type=types.RGB)
-        images = fn.crop_mirror_normalize(images, mean=mean.tolist(), std=std.tolist(), output_layout="CHW")
-        return images, labels
-
-    p = pipe()
-    p.build()
-    return p

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.data.augment import Augment, crop_flip, draw_plan, normalise, pad_images
+from bench.data.augment import Augment, crop_flip, draw_plan, normalise, pad_images, photometric
 from bench.data.loaders import ArrayLoader, finish
 from bench.data.types import Split
 
@@ -26,6 +26,7 @@ class DeviceLoader(ArrayLoader):
 
     def epoch(self, epoch: int):
         idx = self._indices(epoch)
+        plan = None
         if self.train:
             plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
             rows = np.stack([idx, plan.dy, plan.dx, plan.flip.astype(np.int64)])
@@ -36,6 +37,8 @@ class DeviceLoader(ArrayLoader):
             cols = rows[:, start:start + self.batch_size]
             if self.train:
                 pixels = crop_flip(self.images, cols[0], cols[1], cols[2], cols[3].bool(), self.size)
+                if self.augment.photometric:
+                    pixels = photometric(pixels, plan.rows(start, start + self.batch_size))
             else:
                 pixels = self.images[cols[0]]
             x = finish(normalise(pixels, self.augment), self.dtype, self.channels_last)
