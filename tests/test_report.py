@@ -75,8 +75,9 @@ def test_bundle_has_every_file_and_manifest_covers_them(bundle):
         tsv = (run / "dawnbench.tsv").read_text().splitlines()
         assert tsv[0] == "epoch\thours\ttop1Accuracy" and len(tsv) >= 2
         doc = json.loads((run / "dawnbench.json").read_text())
-        assert {"version", "author", "authorEmail", "framework", "codeURL", "model", "hardware", "costPerHour",
-                "timestamp", "logFilename", "misc"} <= set(doc) and doc["author"] == ""
+        # a bundle knows no author and (on a CPU) no price: those fields are left out, never empty or null
+        assert set(doc) == {"version", "framework", "model", "hardware", "timestamp", "misc"}
+        assert doc["misc"]["log"] == "mllog.txt" and doc["timestamp"].replace("-", "") == doc["misc"]["run_id"][:8]
     lines = (bundle / "MANIFEST").read_text().splitlines()
     listed = [line.split("  ", 1)[1] for line in lines]
     assert listed == sorted(listed)
@@ -256,9 +257,34 @@ def test_submit_tree(bundle, tmp_path):
                 "dawnbench/result_2.json", *manifest.PLOTS):
         assert (dest / rel).is_file(), rel
     assert manifest.check(dest) == []
+    doc = json.loads((dest / "dawnbench" / "result_0.json").read_text())
+    assert "author" not in doc and "logFilename" not in doc
     assert bench("submit", bundle, "--out", out) == 2  # exists: refuse without --force
     assert bench("submit", bundle, "--out", out, "--force", "--system", "my box/1") == 0
     assert (out / "my_box_1" / "cpu_quick" / "systems" / "my_box_1.json").is_file()
+    assert bench("submit", bundle, "--out", out, "--force", "--author", "Ada", "--email", "ada@example.org",
+                 "--code-url", "https://example.org/bench", "--log-url", "https://example.org/subs/") == 0
+    doc = json.loads((dest / "dawnbench" / "result_1.json").read_text())
+    assert (doc["author"], doc["authorEmail"], doc["codeURL"]) == ("Ada", "ada@example.org", "https://example.org/bench")
+    assert doc["logFilename"] == f"https://example.org/subs/results/{system}/cpu_quick/result_1.txt"
+    assert manifest.check(dest) == []
+
+
+def test_submitter_file_and_options(tmp_path):
+    from bench.report.exports import for_submission, missing_for_dawnbench, submitter
+
+    path = tmp_path / "submitter.yaml"
+    path.write_text("author: From File\nemail: f@example.org\n")
+    who = submitter({"author": "Option", "email": None}, path)
+    assert who == {"author": "Option", "email": "f@example.org"}
+    doc = for_submission({"version": "v1.0"}, who, None)
+    assert doc == {"version": "v1.0", "author": "Option", "authorEmail": "f@example.org"}
+    summary = {"dataset": {"name": "imagefolder:x", "fingerprint": "ab" * 32}, "target": 0.8}
+    needs = "\n".join(missing_for_dawnbench(doc, summary))
+    assert "authorEmail" not in needs and "codeURL" in needs and "official CIFAR-10" in needs and "94%" in needs
+    path.write_text("auther: typo\n")
+    with pytest.raises(BenchError, match="auther"):
+        submitter({}, path)
 
 
 @pytest.mark.slow

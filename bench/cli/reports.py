@@ -52,9 +52,11 @@ def cmd_compare(args) -> int:
 
 
 def cmd_submit(args) -> int:
+    from bench.report.exports import submitter
     from bench.report.submit import submit
 
-    submit(Path(args.dir), Path(args.out), args.system, args.force)
+    who = submitter({"author": args.author, "email": args.email, "code_url": args.code_url, "log_url": args.log_url})
+    submit(Path(args.dir), Path(args.out), args.system, args.force, who)
     return 0
 
 
@@ -105,6 +107,12 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("results/submissions"),
                    help="submission root (default: results/submissions)")
     p.add_argument("--force", action="store_true", help="replace an existing submission of this recipe and system")
+    p.add_argument("--author", help="DAWNBench `author` (default: the submitter file, $BENCH_SUBMITTER or "
+                                    "~/.config/bench/submitter.yaml)")
+    p.add_argument("--email", help="DAWNBench `authorEmail`")
+    p.add_argument("--code-url", help="DAWNBench `codeURL`: where the code that ran is published")
+    p.add_argument("--log-url", help="base URL where this submission tree will be published: each DAWNBench "
+                                     "JSON's `logFilename` points at its event log there")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("env", help="show the environment a run would record",

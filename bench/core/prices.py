@@ -10,18 +10,17 @@ import yaml
 from bench.core.errors import BenchError
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
-CPU_SOURCE = "n/a (CPU)"
+# A CPU run has no accelerator price: its cost is unknown (empty), its device-hours are recorded. Rows written
+# before 2026-11-28 said LEGACY_CPU_SOURCE and recorded such runs as costing $0; summaries keep reading them so.
+CPU_SOURCE = "none for a CPU run: cost unknown (give the recipe a price to price it)"
+LEGACY_CPU_SOURCE = "n/a (CPU)"
+CPU_SOURCES = (CPU_SOURCE, LEGACY_CPU_SOURCE)
 
 
 @dataclass(frozen=True)
 class Price:
-    usd_per_hour: float | None  # per device; None when unknown or not applicable
+    usd_per_hour: float | None  # per device; None when unknown
     source: str
-    applicable: bool = True  # False on CPU, where the run is recorded as costing 0
-
-    @property
-    def known(self) -> bool:
-        return self.usd_per_hour is not None
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def load_table(path: Path = PRICES_FILE) -> tuple[_Entry, ...]:
 def lookup(device_name: str | None, device_type: str, path: Path = PRICES_FILE) -> Price:
     """Price per device-hour for a device named as torch/NVML report it, e.g. "NVIDIA H100 80GB HBM3"."""
     if device_type == "cpu":
-        return Price(None, CPU_SOURCE, applicable=False)
+        return Price(None, CPU_SOURCE)
     name = (device_name or "").lower()
     for entry in load_table(Path(path)):
         if name and entry.match.lower() in name:

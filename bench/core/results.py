@@ -56,10 +56,9 @@ def device_hours(device_count: int, wall_s: float) -> float:
 def cost(device_hours: float, price) -> float | None:
     """USD for `device_hours` at `price` ($/device-hour as a float, or a prices.Price).
 
-    A CPU run costs 0 because no accelerator price applies; an unknown price gives None, never a guess."""
+    An unknown price (a CPU run without a price of its own, a GPU missing from the table) gives None: the cost
+    is unknown, never a guess and never zero."""
     if price is not None and not isinstance(price, numbers.Real):
-        if not price.applicable:
-            return 0.0
         price = price.usd_per_hour
     return None if price is None else device_hours * float(price)
 
@@ -70,7 +69,7 @@ def cost_fields(device_name: str, device_type: str, device_count: int, wall_s: f
     from bench.core.prices import resolve_price
 
     price = resolve_price(device_name, device_type, recipe_price, recipe_price_source)
-    hours = device_hours(device_count, wall_s)  # CPU runs too: device-hours are recorded, cost is 0
+    hours = device_hours(device_count, wall_s)  # CPU runs too: device-hours are recorded, the cost stays unknown
     return {"gpu_hours": hours, "cost_usd": cost(hours, price),
             "price_usd_per_hour": price.usd_per_hour, "price_source": price.source}
 

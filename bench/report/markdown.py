@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.core.prices import CPU_SOURCE
+from bench.core.prices import CPU_SOURCE, LEGACY_CPU_SOURCE
 from bench.core.results import atomic_write
 
 # From /work/shared/ANCHORS.md ("CIFAR-10 time-to-94%"): official CIFAR-10, test top-1, GPU systems.
@@ -105,8 +105,10 @@ def _environment(s: dict) -> list[str]:
 def _price(p: dict) -> str:
     if p["usd_per_device_hour"] is not None:
         return f"${p['usd_per_device_hour']:.2f} per device-hour ({p['source']})"
-    if p["source"] == CPU_SOURCE:
+    if p["source"] == LEGACY_CPU_SOURCE:
         return "not applicable on a CPU: cost is recorded as $0, device-hours are still counted"
+    if p["source"] == CPU_SOURCE:
+        return "none for a CPU run: the cost is unknown, device-hours are still counted"
     return f"unknown ({_v(p['source'])}): no cost is computed"
 
 

@@ -6,7 +6,8 @@
       results/<system>/<recipe>/result_<i>.txt  run i's MLPerf event log (runs/<id>/mllog.txt), i = 0, 1, ...
                                                 in start order, byte for byte
       summary.json  report.md  plots/*.png      as in the bundle (report.md's image links keep working)
-      dawnbench/result_<i>.tsv, result_<i>.json run i's DAWNBench-shaped exports
+      dawnbench/result_<i>.tsv, result_<i>.json run i's DAWNBench files; the JSON completed with the
+                                                submitter's author, e-mail, code URL and log URL
       bundle.MANIFEST                           the bundle's MANIFEST, as verified: each copied file's hash
                                                 is in it, so the tree can be traced back to the bundle
       MANIFEST                                  sha256 of every file of this tree, same format
@@ -22,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.report import manifest, summary as summ
+from bench.report import exports, manifest, summary as summ
 from bench.report.verify import verify
 from bench.core.results import atomic_write
 
@@ -68,7 +69,10 @@ def system_description(env: dict, rows: list[dict], name: str) -> dict:
     }
 
 
-def submit(bundle: Path, out: Path, system: str | None = None, force: bool = False, say=print) -> Path:
+def submit(bundle: Path, out: Path, system: str | None = None, force: bool = False, who: dict | None = None,
+           say=print) -> Path:
+    """`who`: the submitter (exports.submitter(): author, email, code_url, log_url, each optional)."""
+    who = who or {}
     bundle = summ.require_dir(bundle)
     verify(bundle)
     raw = summ.load(bundle)
@@ -83,16 +87,25 @@ def submit(bundle: Path, out: Path, system: str | None = None, force: bool = Fal
     results_dir.mkdir(parents=True)
     desc = json.dumps(system_description(raw.env, raw.rows, name), indent=2, sort_keys=True) + "\n"
     atomic_write(dest / "systems" / f"{name}.json", lambda f: f.write(desc))
+    missing: list[str] = []
     for i, rid in enumerate(raw.logs):
         run = bundle / "runs" / rid
         shutil.copyfile(run / "mllog.txt", results_dir / f"result_{i}.txt")
         (dest / "dawnbench").mkdir(exist_ok=True)
-        for ext in ("tsv", "json"):
-            shutil.copyfile(run / f"dawnbench.{ext}", dest / "dawnbench" / f"result_{i}.{ext}")
+        shutil.copyfile(run / "dawnbench.tsv", dest / "dawnbench" / f"result_{i}.tsv")
+        log_url = (f"{who['log_url'].rstrip('/')}/results/{name}/{recipe}/result_{i}.txt"
+                   if who.get("log_url") else None)
+        doc = exports.for_submission(json.loads((run / "dawnbench.json").read_text(encoding="utf-8")), who, log_url)
+        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        atomic_write(dest / "dawnbench" / f"result_{i}.json", lambda f: f.write(text))
+        missing = exports.missing_for_dawnbench(doc, summ.read_json(bundle, "summary.json"))
     for rel in ("summary.json", "report.md", *manifest.PLOTS):
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bundle / rel, dest / rel)
     shutil.copyfile(bundle / manifest.NAME, dest / "bundle.MANIFEST")
     manifest.write(dest)
     say(f"submitted {len(raw.logs)} run(s) of {recipe} as system {name}: {dest}")
+    if missing:
+        say("a DAWNBench pull request (CIFAR10/train, one run: JSON + TSV named "
+            "[author]_[model]_[hardware tag]_[framework]) still needs:\n" + "\n".join(f"  - {m}" for m in missing))
     return dest

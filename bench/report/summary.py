@@ -25,7 +25,7 @@ import yaml
 from bench.core import mllog
 from bench.core.errors import BenchError
 from bench.core.results import atomic_write, device_hours, cost
-from bench.core.prices import CPU_SOURCE
+from bench.core.prices import LEGACY_CPU_SOURCE
 
 SCHEMA = "bench-summary/1"
 RAW_TOP = ("recipe.yaml", "env.json", "dataset.json", "results.csv")
@@ -303,7 +303,7 @@ def priced(raw: Raw, facts: dict) -> dict:
     elif price is not None:
         usd = cost(hours, price)
     else:
-        usd = 0.0 if row.get("price_source") == CPU_SOURCE else None
+        usd = 0.0 if row.get("price_source") == LEGACY_CPU_SOURCE else None  # as such rows were recorded
     return {"device_hours": hours, "cost_usd": usd}
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.prices import CPU_SOURCE
+from bench.core.prices import CPU_SOURCES
 from bench.report import compare
 from bench.report.summary import OFFICIAL_DATASET
 
@@ -156,7 +156,7 @@ def make_group(row: dict, members: list[dict], bundles_by_run: dict[str, Bundle]
                  energy_j_mean=_mean([m.get("energy_j") for m in counted]),
                  date=stamps[-1][:10] if stamps else None, commits=commits,
                  bundles=[bundles[k] for k in sorted(bundles)],
-                 price_na=bool(counted) and all(m.get("price_source") == CPU_SOURCE for m in counted))
+                 price_na=bool(counted) and all(m.get("price_source") in CPU_SOURCES for m in counted))
 
 
 def groups(df, bundles: list[Bundle]) -> list[Group]:
