@@ -8,7 +8,7 @@ import pytest
 from bench.cli import build_parser
 import torch
 
-from bench.studies import speed
+from bench.studies import memory, speed
 from bench.core.errors import BenchError
 
 TINY = """
@@ -55,7 +55,7 @@ def test_json_rows_have_exactly_the_schema_keys_and_csv_appends(tiny, tmp_path):
 
 
 def test_fp16_on_cpu_is_refused_with_the_flag_that_works(tiny):
-    with pytest.raises(BenchError, match="--precision bf16"):
+    with pytest.raises(BenchError, match="precision=bf16"):
         speed.run_speed(parse(tiny, "--precision", "fp16", "--steps", 1))
 
 
@@ -70,7 +70,7 @@ def oom_above(limit, calls):
 
 def test_back_off_after_doubling_finds_the_largest_fit():
     calls = []
-    batch, result, tries = speed.find_max_batch(oom_above(300, calls), start=64)
+    batch, result, tries = memory.find_max_batch(oom_above(300, calls), start=64)
     # doubles 64 -> 512 (fails), then bisects back on multiples of 8 until the gap is ~6% of the batch
     assert calls == [64, 128, 256, 512, 384, 320, 288, 304]
     assert batch == 288 and result["batch_size"] == 288
@@ -79,13 +79,13 @@ def test_back_off_after_doubling_finds_the_largest_fit():
 
 def test_start_that_does_not_fit_halves_first():
     calls = []
-    batch, _, _ = speed.find_max_batch(oom_above(300, calls), start=1024)
+    batch, _, _ = memory.find_max_batch(oom_above(300, calls), start=1024)
     assert calls[:3] == [1024, 512, 256] and batch == 288
 
 
 def test_max_batch_caps_the_doubling():
     calls = []
-    batch, _, _ = speed.find_max_batch(oom_above(10**6, calls), start=64, max_batch=200)
+    batch, _, _ = memory.find_max_batch(oom_above(10**6, calls), start=64, max_batch=200)
     assert calls == [64, 128, 200] and batch == 200
 
 
@@ -93,19 +93,19 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
     def broken(b):
         raise ValueError("shape mismatch")
     with pytest.raises(ValueError):
-        speed.find_max_batch(broken, start=8)
-    assert speed.is_oom(RuntimeError("CUDA error: out of memory"))
-    assert speed.is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB"))
-    assert speed.is_oom(MemoryError()) and not speed.is_oom(RuntimeError("expected scalar type"))
+        memory.find_max_batch(broken, start=8)
+    assert memory.is_oom(RuntimeError("CUDA error: out of memory"))
+    assert memory.is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB"))
+    assert memory.is_oom(MemoryError()) and not memory.is_oom(RuntimeError("expected scalar type"))
 
 
 def test_nothing_fits_is_an_error():
     with pytest.raises(BenchError, match="batch size 1"):
-        speed.find_max_batch(oom_above(0, []), start=4)
+        memory.find_max_batch(oom_above(0, []), start=4)
 
 
 def test_cpu_guard_refuses_a_batch_predicted_to_exceed_free_ram():
-    guarded = speed.guard_cpu_ram(lambda b: {"batch_size": b, "peak_memory_mb": 1e12})
+    guarded = memory.guard_cpu_ram(lambda b: {"batch_size": b, "peak_memory_mb": 1e12})
     guarded(1)
     with pytest.raises(MemoryError, match="predicted"):
         guarded(2)

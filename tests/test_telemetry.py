@@ -119,3 +119,26 @@ def test_csv_round_trip_without_gpus(tmp_path):
     samples = [{"t": 1.5, "cpu_percent": 12.0, "proc_rss_mb": 300.0, "proc_cpu_percent": None, "gpus": []}]
     write_csv(samples, tmp_path / "t.csv")
     assert read_csv(tmp_path / "t.csv") == samples
+
+
+def test_energy_prefers_nvml_total_energy_counter(monkeypatch):
+    """Volta and later count joules in hardware: the run's energy is the counter's difference (mJ -> J),
+    and the row says so; without the counter, the power samples' trapezoid is used, and says so too."""
+    fake = _fake_pynvml()
+    readings = iter([1_000_000, 1_750_500])  # mJ at start and at stop
+    fake.nvmlDeviceGetTotalEnergyConsumption = lambda h: next(readings)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    ticks = iter(range(1000))
+    s = Sampler(interval_s=0.02, device_indices=[0], clock=lambda: float(next(ticks)))
+    with s:
+        time.sleep(0.05)
+    assert s.energy(s.samples) == (pytest.approx(750.5), "nvml_total_energy_counter")
+
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml())  # an older GPU: no counter
+    ticks = iter(range(1000))
+    s = Sampler(interval_s=0.02, device_indices=[0], clock=lambda: float(next(ticks)))
+    with s:
+        time.sleep(0.05)
+    joules, how = s.energy(s.samples)
+    assert how == "power_samples_trapezoid" and joules == pytest.approx(250.0 * (len(s.samples) - 1))
+    assert Sampler().energy([{"t": 0.0, "gpus": []}]) == (None, None)  # a CPU run: no GPU energy

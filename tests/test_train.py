@@ -8,7 +8,7 @@ from torch import nn
 from bench.core.clock import Clock
 from bench.train.optim import Scheduled
 from bench.recipe import Optim, Schedule
-from bench.train.loop import TargetTracker, fit
+from bench.train.loop import TargetTracker, data_wait_fraction, fit
 
 
 class FakeTime:
@@ -99,7 +99,7 @@ def test_records_carry_timing_fields():
     result, _ = run_scripted([0.95])
     r = result.records[0]
     assert r.epoch == 1 and r.epoch_s > 0 and r.images_per_s > 0 and r.data_wait_s >= 0
-    assert 0 <= result.data_wait_fraction <= 1
+    assert 0 <= data_wait_fraction(result.records) <= 1
 
 
 def test_tracker_best_and_first_reach():

@@ -1,8 +1,7 @@
-"""Where the harness finds its own files: the checkout it runs from, or the copies installed with it.
+"""Where the harness finds its own files: the recipes/ and data/ folders of the checkout it runs from.
 
-A checkout (or `pip install -e .`) reads recipes/ and data/ at the repository root. A plain
-`pip install .` has no checkout: the same folders travel inside the package as `bench._recipes` and
-`bench._data` (pyproject.toml maps them), and BENCH_RECIPES names another recipes folder outright."""
+A plain `pip install .` has no checkout beside the package: BENCH_RECIPES then names a recipes folder (a
+clone's recipes/, say), and relative data paths in recipes (data/...) are read next to that folder."""
 from __future__ import annotations
 
 import os
@@ -12,24 +11,23 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_DIR.parent
 
 
-def _shipped(folder: str, package: str) -> Path:
-    in_checkout = REPO_ROOT / folder
-    if in_checkout.is_dir():
-        return in_checkout
-    from importlib.util import find_spec
-
-    spec = find_spec(package)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    return Path(locations[0]) if locations else in_checkout
-
-
 def recipes_dir() -> Path:
-    """BENCH_RECIPES if set, else the checkout's recipes/, else the installed copy."""
+    """BENCH_RECIPES if set, else the checkout's recipes/ (which may not exist: see missing_recipes_hint)."""
     env = os.environ.get("BENCH_RECIPES")
-    return Path(env).expanduser() if env else _shipped("recipes", "bench._recipes")
+    return Path(env).expanduser() if env else REPO_ROOT / "recipes"
 
 
 def data_base_dir() -> Path:
-    """Relative data paths in recipes (data/...) are written against this folder."""
-    shipped = _shipped("data", "bench._data")
-    return shipped.parent if shipped.name == "data" else REPO_ROOT
+    """Relative data paths in recipes (data/...) are written against the folder that holds recipes/."""
+    return recipes_dir().parent
+
+
+def missing_recipes_hint() -> str:
+    """Why no recipe can be found by name, and the fix; empty when the recipes folder is there."""
+    folder = recipes_dir()
+    if folder.is_dir():
+        return ""
+    if os.environ.get("BENCH_RECIPES"):
+        return f"BENCH_RECIPES={folder} is not a folder: point it at a recipes folder"
+    return (f"no recipes folder at {folder}: this bench is installed without its checkout; set BENCH_RECIPES to "
+            f"a recipes folder (e.g. the recipes/ of a clone) or name a recipe file by its path")

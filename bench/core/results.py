@@ -122,45 +122,53 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _read_records(path: Path, strict: bool) -> tuple[list[str], list[list[str]]]:
-    """Header and rows as text. Rows with the wrong field count raise (strict) or are skipped with a warning."""
+TABLE_HINT = "Remove that line (or name another table with --results) and rerun."
+
+
+def read_records(path: Path, strict: bool = True, label: str | None = None,
+                 hint: str = TABLE_HINT) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The one CSV reader (results tables, a bundle's results.csv, telemetry): the header, and each row as
+    (its first line number, its fields as text). A row with the wrong field count raises (strict), naming
+    `label` (default: the path) and the line, or is skipped with a warning. No file: no header, no rows."""
+    path = Path(path)
+    label = label or str(path)
     if not path.exists():
         return [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header: list[str] = []
-        rows: list[list[str]] = []
-        bad: list[int] = []
-        line = 1
-        try:
+    header: list[str] = []
+    rows: list[tuple[int, list[str]]] = []
+    bad: list[int] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            line = 1
             for record in reader:
                 start, line = line, reader.line_num + 1
                 if not record:
                     continue
                 if not header:
                     header = record
-                    _check_header(path, header, start)
+                    _check_header(label, header, start)
                 elif len(record) == len(header):
-                    rows.append(record)
+                    rows.append((start, record))
                 elif strict:
-                    raise BenchError(
-                        f"{path}, line {start}: malformed row ({len(record)} fields, the header has "
-                        f"{len(header)}), probably cut short by a crash or an edit. Remove that line (or "
-                        f"name another table with --results) and rerun.")
+                    raise BenchError(f"{label}:{start}: malformed row: line {start} has {len(record)} fields, the "
+                                     f"header has {len(header)}; probably cut short by a crash or an edit. {hint}")
                 else:
                     bad.append(start)
-        except csv.Error as e:
-            raise BenchError(f"{path}, line {reader.line_num}: not valid CSV ({e}). Fix or remove that line.")
+    except csv.Error as e:
+        raise BenchError(f"{label}:{reader.line_num}: not valid CSV ({e}). Fix or remove that line.") from None
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{label}: not UTF-8 text ({e.reason} at byte {e.start}): not a CSV table") from None
     if bad:
-        warnings.warn(f"{path}: skipped malformed line(s) {', '.join(map(str, bad))}", stacklevel=3)
+        warnings.warn(f"{label}: skipped malformed line(s) {', '.join(map(str, bad))}", stacklevel=3)
     return header, rows
 
 
-def _check_header(path: Path, header: list[str], line: int) -> None:
+def _check_header(label: str, header: list[str], line: int) -> None:
     seen = set()
     for name in header:
         if not name or name in seen:
-            raise BenchError(f"{path}, line {line}: header has an empty or repeated column {name!r}; "
+            raise BenchError(f"{label}:{line}: header has an empty or repeated column {name!r}; "
                              f"fix the header line.")
         seen.add(name)
 
@@ -180,11 +188,7 @@ def check_table(path: str | os.PathLike) -> None:
     if path.exists():
         if not os.access(path, os.R_OK | os.W_OK):
             raise BenchError(f"--results {path}: cannot read and write it (permissions); fix them or name another table")
-        try:
-            _read_records(path, strict=True)
-        except UnicodeDecodeError as exc:
-            raise BenchError(f"--results {path}: not a UTF-8 CSV table ({exc.reason} at byte {exc.start}); "
-                             f"name a results table (a CSV file) with --results") from None
+        read_records(path, strict=True)
 
 
 def append_row(path: str | os.PathLike, row: dict) -> None:
@@ -204,12 +208,12 @@ def append_rows(path: str | os.PathLike, rows: list[dict], leading: list[str] = 
     try:
         with lock:
             _remove_stale_temps(path)
-            old_header, old_rows = _read_records(path, strict=True)
+            old_header, old_rows = read_records(path, strict=True)
             header = list(leading)
             header += [c for c in old_header if c not in header]
             header += [k for row in rows for k in row if k not in header]
             header = list(dict.fromkeys(header))
-            records = [dict(zip(old_header, r)) for r in old_rows]
+            records = [dict(zip(old_header, r)) for _, r in old_rows]
             records += [{k: format_value(v) for k, v in row.items()} for row in rows]
             atomic_write(path, lambda f: _write_rows(f, header, records))
     except Timeout:
@@ -233,7 +237,8 @@ def read_table(path: str | os.PathLike, strict: bool = True):
     """The table as a DataFrame: COLUMNS first (missing ones added as NA), then any extra columns."""
     import pandas as pd
 
-    header, rows = _read_records(Path(path), strict)
+    header, numbered = read_records(Path(path), strict)
+    rows = [r for _, r in numbered]
     names = COLUMNS + [c for c in header if c not in COLUMNS]
     index = {c: i for i, c in enumerate(header)}
     data = {}

@@ -146,12 +146,11 @@ def crop_flip(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: tor
     return padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, the weights torchvision's rgb_to_grayscale uses
-
-
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(GRAY, dtype=x.dtype, device=x.device)
-    return (x * w[:, None, None]).sum(1, keepdim=True)
+    """(B,1,H,W) luma, as ColorJitter computes it (torchvision's own function: ITU-R 601 weights)."""
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    return rgb_to_grayscale(x, num_output_channels=1)
 
 
 def _blend(a: torch.Tensor, b, f: torch.Tensor) -> torch.Tensor:

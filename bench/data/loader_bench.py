@@ -72,9 +72,9 @@ def run_loaders(args) -> int:
         raise BenchError(f"--loaders {args.loaders!r}: choose from {', '.join(LOADERS)}")
     if args.batches < 1 or args.batch_size < 1:
         raise BenchError("--batches and --batch-size must be >= 1")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda: no CUDA device is visible; use --device cpu")
+    from bench.system.machine import pick_device
+
+    device = pick_device(args.device or "auto")
     if args.data:
         from bench.data.sources import load_dataset  # written alongside; imported only when asked for
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from bench.core.errors import BenchError
-from bench.core.paths import recipes_dir
+from bench.core.paths import missing_recipes_hint, recipes_dir
 from bench.recipe.schema import Recipe, from_dict
 
 
@@ -128,7 +128,10 @@ def resolve_path(name_or_path: str) -> Path:
     for c in (recipes_dir() / name_or_path, recipes_dir() / f"{name_or_path}.yaml"):
         if c.is_file():
             return c
-    known = ", ".join(sorted(q.stem for q in recipes_dir().glob("*.yaml"))) if recipes_dir().is_dir() else ""
+    hint = missing_recipes_hint()
+    if hint:
+        raise BenchError(f"recipe {name_or_path!r} not found (not a file): {hint}")
+    known = ", ".join(sorted(q.stem for q in recipes_dir().glob("*.yaml")))
     raise BenchError(f"recipe {name_or_path!r} not found (neither a file nor a name in {recipes_dir()}); "
                      f"known recipes: {known}")
 

@@ -14,7 +14,6 @@ Statistics conventions (stated again in every summary.json and report.md):
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import yaml
 
 from bench.core import mllog
 from bench.core.errors import BenchError
-from bench.core.results import atomic_write, device_hours, cost
+from bench.core.results import atomic_write, cost, device_hours, read_records
 from bench.core.prices import LEGACY_CPU_SOURCE
 
 SCHEMA = "bench-summary/1"
@@ -126,30 +125,14 @@ def read_rows(bundle: Path, name: str = "results.csv") -> list[dict]:
 
     No file means no rows: a run set whose first run failed during setup never wrote one. A results.csv that
     should be there is caught by the MANIFEST and by the runs whose logs have run_stop but no row."""
-    path = bundle / name
-    if not path.exists():
-        return []
-    rows = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = None
-            for record in reader:
-                line = reader.line_num
-                if not record:
-                    continue
-                if header is None:
-                    header = record
-                    continue
-                if len(record) != len(header):
-                    raise BenchError(f"{name}:{line}: malformed row ({len(record)} fields, the header has "
-                                     f"{len(header)})")
-                row = {k: (v if v != "" else None) for k, v in zip(header, record)}
-                row["_line"] = line
-                rows.append(row)
-    except (csv.Error, UnicodeDecodeError) as e:
-        raise BenchError(f"{name}: not valid CSV ({e})") from None
-    return rows
+    header, rows = read_records(bundle / name, strict=True, label=name,
+                                hint="The bundle's raw files were edited or cut short: it does not verify.")
+    out = []
+    for line, record in rows:
+        row = {k: (v if v != "" else None) for k, v in zip(header, record)}
+        row["_line"] = line
+        out.append(row)
+    return out
 
 
 def run_ids(bundle: Path) -> list[str]:

@@ -92,7 +92,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
         check_table(Path(results_path))  # a table that cannot take the row is refused before anything trains
     if dctx.grouped:
         dist.init(dctx, device_type)
-    device = torch.device(f"cuda:{dist.local_device_index(dctx)}" if device_type == "cuda" else "cpu")
+    device = machine.pick_device(device_type, dist.local_device_index(dctx) if device_type == "cuda" else None)
     if device_type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True

@@ -1,12 +1,11 @@
 """`bench speed`: how fast a recipe's model trains, with data and accuracy taken out of the picture.
 
-Synthetic inputs already on the device, the recipe's model, precision, memory format and optimiser, the
-same step as the training loop (bench.train.loop.fit). It answers the question the seed asks of every
+Synthetic inputs already on the device, the recipe's model, precision, memory format and optimiser, and the
+training loop's own step (bench.train.loop.train_step). It answers the question the seed asks of every
 architecture paper that only counts FLOPs: how long does a batch actually take, and does it fit?
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import socket
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bench.core.errors import BenchError
+from bench.studies.memory import MEMORY_HOW, PeakMemory, find_max_batch, guard_cpu_ram
 
 # The JSON rows carry exactly these keys, in this order (scripts and the study read them).
 JSON_KEYS = ("recipe", "device", "precision", "memory_format", "batch_size", "images_per_s", "step_ms",
@@ -25,77 +25,6 @@ JSON_KEYS = ("recipe", "device", "precision", "memory_format", "batch_size", "im
 # The CSV adds what makes a timing comparable with another one; CPU timings depend on threads.
 ENV_KEYS = ("threads", "torch", "device_name", "host", "git_commit", "timestamp")
 
-MEMORY_HOW = {"cuda": "torch.cuda.max_memory_allocated",
-              "cpu": "peak resident set size (VmHWM, reset through /proc/self/clear_refs) minus the RSS "
-                     "before the model was built"}
-CPU_RAM_HEADROOM = 0.8  # share of free RAM a --find-max-batch try may be predicted to use on the CPU
-
-
-# ---------------------------------------------------------------- peak memory
-
-
-def _proc_status_kb(key: str) -> Optional[int]:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_rss_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # Linux >= 4.0: VmHWM := VmRSS
-        return True
-    except OSError:
-        return False
-
-
-def _release_freed_heap() -> None:
-    # Freed tensors can stay in glibc's heap; without a trim the next config reuses that memory and its
-    # RSS growth (our measure) comes out too small.
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakMemory:
-    """Peak memory in MB between start() and stop(): allocator peak on CUDA, resident-set peak on the CPU."""
-
-    def __init__(self, device):
-        self.device = device
-        self.base = 0.0
-        self.how = MEMORY_HOW[device.type]
-
-    def start(self) -> None:
-        import torch
-
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device) / 2**20
-            return
-        _release_freed_heap()
-        if not _reset_rss_peak():
-            self.how = "not measured: /proc/self/clear_refs is not writable"
-            self.base = None
-            return
-        self.base = (_proc_status_kb("VmRSS") or 0) / 1024
-
-    def stop(self) -> Optional[float]:
-        import torch
-
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            return torch.cuda.max_memory_allocated(self.device) / 2**20 - self.base
-        peak = _proc_status_kb("VmHWM")
-        return None if self.base is None or peak is None else max(0.0, peak / 1024 - self.base)
 
 
 # ---------------------------------------------------------------- one measurement
@@ -103,14 +32,18 @@ class PeakMemory:
 
 def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
     """Median step time and its forward/backward split at one batch size; raises the allocator's error
-    when it does not fit (the caller decides whether that is an answer or a failure)."""
+    when it does not fit (the caller decides whether that is an answer or a failure).
+
+    The timed step is the training loop's own (bench.train.loop.train_step, with the schedule applied as
+    fit() applies it). The forward/backward split needs a device sync between the two halves, which would
+    slow the timed steps, so it is a second pass over the same work split by hand."""
     import torch
     from torch import nn
 
     from bench.core.clock import device_sync
     from bench.models import build_model
+    from bench.train.loop import AMP_DTYPES, autocast, train_step
     from bench.train.optim import Scheduled
-    from bench.train.loop import AMP_DTYPES, autocast
 
     sync = device_sync(device)
     memory = PeakMemory(device)
@@ -131,26 +64,10 @@ def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
             x = x.contiguous(memory_format=torch.channels_last)
         y = torch.randint(0, 10, (batch_size,), device=device)
 
-        def forward():
-            opt.apply()
-            with autocast(device.type, recipe.precision):
-                return criterion(model(x), y)
-
-        def backward(loss):
-            opt.optimizer.zero_grad(set_to_none=True)
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-
-        def update():
-            if scaler is not None:
-                scaler.step(opt.optimizer)
-                scaler.update()
-            else:
-                opt.optimizer.step()
-            opt.advance()
-
         def step():
-            backward(forward())
-            update()
+            opt.apply()
+            train_step(model, opt.optimizer, criterion, scaler, x, y, device.type, recipe.precision)
+            opt.advance()
 
         for _ in range(warmup):
             step()
@@ -161,17 +78,24 @@ def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
             step()
             sync()
             step_s.append(time.perf_counter() - t0)
-        # A separate pass: the syncs between forward and backward would otherwise slow the timed steps.
         fwd_s, bwd_s = [], []
         for _ in range(steps):
+            opt.apply()
             t0 = time.perf_counter()
-            loss = forward()
+            with autocast(device.type, recipe.precision):
+                loss = criterion(model(x), y)
             sync()
             t1 = time.perf_counter()
-            backward(loss)
+            opt.optimizer.zero_grad(set_to_none=True)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
             sync()
             t2 = time.perf_counter()
-            update()
+            if scaler is not None:
+                scaler.step(opt.optimizer)
+                scaler.update()
+            else:
+                opt.optimizer.step()
+            opt.advance()
             fwd_s.append(t1 - t0)
             bwd_s.append(t2 - t1)
         sync()
@@ -199,103 +123,6 @@ def model_cost(recipe, device) -> tuple[int, Optional[float]]:
         print(f"warning: {recipe.name}: FLOPs not counted ({type(exc).__name__}: {exc})", file=sys.stderr)
         flops = None
     return count_parameters(model), flops
-
-
-# ---------------------------------------------------------------- the largest batch that fits
-
-
-def is_oom(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def _between(good: int, bad: int) -> Optional[int]:
-    """The next batch to try between a fit and a failure, or None when the gap is too small to matter:
-    under ~6% of the batch (or 8 images) a finer answer costs more tries than it is worth."""
-    if bad - good <= max(8, good // 16):
-        return None
-    mid = (good + bad) // 2
-    rounded = mid - mid % 8  # multiples of 8 suit tensor cores
-    return rounded if rounded > good else mid
-
-
-def find_max_batch(measure_at: Callable[[int], dict], start: int, max_batch: int = 65536,
-                   on_try: Callable[[int, Optional[dict]], None] = lambda b, res: None
-                   ) -> tuple[int, dict, list[tuple[int, bool]]]:
-    """Double from `start` until a batch does not fit (or `max_batch`), then bisect back between the
-    largest fit and the smallest failure. `measure_at(batch)` returns a result or raises; out-of-memory
-    errors (see is_oom) mean "does not fit", anything else propagates. Returns (batch, its result, tries)."""
-    if start < 1 or max_batch < 1:
-        raise BenchError(f"--find-max-batch: start {start} and --max-batch {max_batch} must be >= 1")
-    tries: list[tuple[int, bool]] = []
-
-    def attempt(b: int) -> Optional[dict]:
-        try:
-            res = measure_at(b)
-        except Exception as exc:
-            if not is_oom(exc):
-                raise
-            res = None
-        tries.append((b, res is not None))
-        on_try(b, res)
-        return res
-
-    good, best, bad = 0, None, None
-    b = min(start, max_batch)
-    while True:
-        res = attempt(b)
-        if res is None:
-            bad = b
-            break
-        good, best = b, res
-        if b >= max_batch:
-            break
-        b = min(2 * b, max_batch)
-    while best is None:  # not even the start fits: halve until something does
-        b = bad // 2
-        if b < 1:
-            raise BenchError("--find-max-batch: not even batch size 1 fits in memory")
-        res = attempt(b)
-        if res is None:
-            bad = b
-        else:
-            good, best = b, res
-    while bad is not None:
-        mid = _between(good, bad)
-        if mid is None:
-            break
-        res = attempt(mid)
-        if res is None:
-            bad = mid
-        else:
-            good, best = mid, res
-    return good, best, tries
-
-
-def guard_cpu_ram(measure_at: Callable[[int], dict]) -> Callable[[int], dict]:
-    """On the CPU, memory past what is free gets the process killed (or swapping) rather than an error:
-    refuse, as out of memory, a batch whose memory scaled from the last measurement would not fit."""
-    import psutil
-
-    last: list[tuple[int, float]] = []
-
-    def guarded(b: int) -> dict:
-        if last:
-            b0, mb0 = last[-1]
-            need = mb0 * b / b0
-            free = psutil.virtual_memory().available / 2**20
-            if need > CPU_RAM_HEADROOM * free:
-                raise MemoryError(f"batch {b}: about {need:.0f} MB predicted, {free:.0f} MB free")
-        res = measure_at(b)
-        if res.get("peak_memory_mb"):
-            last.append((b, res["peak_memory_mb"]))
-        return res
-
-    return guarded
 
 
 # ---------------------------------------------------------------- output
@@ -347,20 +174,6 @@ def _recipe_files(specs: list[str]) -> list[Path]:
     return files
 
 
-def _device(recipe):
-    import torch
-
-    want = recipe.hardware.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda" and not torch.cuda.is_available():
-        raise BenchError(f"{recipe.name}: device cuda but this machine has no CUDA GPU; use --device cpu")
-    if recipe.precision == "fp16" and want != "cuda":
-        raise BenchError(f"{recipe.name}: precision fp16 on the CPU is emulated and ~20x slower than bf16, "
-                         f"so its timing means nothing; profile it with --precision bf16 (recorded as bf16)")
-    return torch.device("cuda", torch.cuda.current_device()) if want == "cuda" else torch.device("cpu")
-
-
 def _batch_sizes(text: Optional[str]) -> Optional[list[int]]:
     if text is None:
         return None
@@ -395,8 +208,10 @@ def run_speed(args, measure_fn: Callable = measure) -> int:
     rows: list[dict] = []
     csv_rows: list[dict] = []
     env: dict = {}
+    mach = machine.detect_machine()
     for r in loaded:
-        device = _device(r)
+        device = machine.pick_device(machine.check(r, mach))
+        r = machine.settle(r, device.type, say=lambda line: None)
         threads = machine.set_threads(r, 1) if device.type == "cpu" else torch.get_num_threads()
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -33,12 +33,26 @@ def device_type_for(recipe: Recipe, machine: Machine) -> str:
     return machine.device_type if want == "auto" else want
 
 
+def pick_device(device_type: str, index: int | None = None) -> torch.device:
+    """The one place a torch device is chosen: "auto" means the GPU when there is one; asking for CUDA
+    without one is a BenchError that names the fix."""
+    if device_type == "auto":
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_type == "cuda":
+        if not torch.cuda.is_available():
+            raise BenchError("hardware.device: 'cuda' but this machine has no CUDA GPU; to run on the CPU use "
+                             "--set hardware.device=cpu (and --set precision=bf16 if fp16)")
+        return torch.device("cuda", torch.cuda.current_device() if index is None else index)
+    if device_type != "cpu":
+        raise BenchError(f"device {device_type!r}: allowed: auto, cuda, cpu")
+    return torch.device("cpu")
+
+
 def check(recipe: Recipe, machine: Machine, launched: bool = False) -> str:
     """Raise BenchError for what this machine cannot run as asked; return the device type to use."""
     device_type = device_type_for(recipe, machine)
     if device_type == "cuda" and machine.device_type != "cuda":
-        raise BenchError(f"hardware.device: 'cuda' but this machine has no CUDA GPU; "
-                         f"to run on the CPU use --set hardware.device=cpu (and --set precision=bf16 if fp16)")
+        pick_device("cuda")  # raises, naming the fix
     if recipe.precision == "fp16" and device_type != "cuda":
         raise BenchError("precision: 'fp16' needs a CUDA GPU and this run is on the CPU, where fp16 is about "
                          "20x slower than bf16; to run it here use --set precision=bf16 "

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from bench.core.errors import BenchError
+from bench.core.results import read_records
 
 # NVML's clock event ("throttle") reason bits; fixed by the NVML API, so decoding does
 # not depend on which pynvml version is installed.
@@ -236,11 +237,11 @@ def read_csv(path: Path) -> list[dict]:
 
     samples: dict[int, dict] = {}
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        header, rows = read_records(Path(path), strict=True, hint="The telemetry file was edited or cut short.")
     except OSError as e:
         raise BenchError(f"cannot read telemetry CSV {path}: {e}") from e
-    for line, row in enumerate(rows, start=2):
+    for line, fields in rows:
+        row = dict(zip(header, fields))
         try:
             r = {c: num(c, row[c]) for c in CSV_COLUMNS}
         except (KeyError, ValueError, AttributeError) as e:

@@ -41,10 +41,6 @@ class FitResult:
     records: list[EpochRecord] = field(default_factory=list)
     reason: str = ""
 
-    @property
-    def data_wait_fraction(self) -> Optional[float]:
-        return data_wait_fraction(self.records)
-
 
 def data_wait_fraction(records: list[EpochRecord]) -> Optional[float]:
     """Share of training time spent waiting for the next batch: a slow loader shows up here."""
