@@ -33,6 +33,9 @@ class Interrupted(BaseException):
 
 
 def _on_sigterm(signum, frame):
+    # Only the first: slurmstepd and torchrun's agent both signal a worker on scancel, and a second
+    # Interrupted raised while the aborted row is being recorded would lose the row.
+    signal.signal(signum, signal.SIG_IGN)
     raise Interrupted(f"terminated by signal {signum}")
 
 
