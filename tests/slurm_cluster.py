@@ -211,6 +211,10 @@ class SlurmCluster:
                   timeout_s, f"job {job_id} to end", lambda: "\n".join(self.squeue()) + "\n" + self._logs())
         return self.job(job_id)
 
+    def wait_until_running(self, job_id: str, timeout_s: float) -> None:
+        _wait_for(lambda: self.job(job_id).state == "RUNNING", timeout_s, f"job {job_id} to start",
+                  lambda: "\n".join(self.squeue()) + "\n" + self._logs())
+
     def scancel(self, job_id: str) -> None:
         subprocess.run(["scancel", job_id], env=self.env(), check=True)
 

@@ -133,3 +133,24 @@ def test_dead_rank_ends_the_job_in_bounded_time_and_names_the_rank(slurm_cluster
     assert "Terminating StepId" in text  # --kill-on-bad-exit acted, rather than the survivor giving up
     row = only_row(tmp_path, log)  # rank 0 survived long enough to record the run
     assert row["status"] == "aborted" and row["world_size"] == 2, text
+
+
+@pytest.mark.slow
+def test_stopping_a_cluster_leaves_nothing_running(tmp_path):
+    """What the session fixture relies on: stop() ends running jobs and every daemon, even with a job
+    that would run for ten minutes."""
+    from slurm_cluster import SlurmCluster
+
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+        script = tmp_path / "sleep.sh"
+        script.write_text("#!/bin/bash\nsleep 600\n")
+        job = cluster.sbatch(script, f"--output={tmp_path / 'sleep.out'}", cwd=tmp_path, env=cluster.env())
+        cluster.wait_until_running(job, 60)
+        daemons = [p.pid for p in cluster.procs.values()]
+    finally:
+        killed = cluster.stop()
+    assert killed == []  # scancel and the daemons' own shutdown were enough: nothing had to be killed
+    assert not cluster.leftovers() and not any(psutil.pid_exists(pid) for pid in daemons)
+    assert not cluster.root.exists()

@@ -289,6 +289,9 @@ def run_sweep(args) -> int:
 
     if args.runs is not None and args.runs < 1:
         raise BenchError(f"--runs {args.runs}: allowed: >= 1")
+    if args.slurm or args.status:  # one SLURM job per recipe instead: bench.studies.cluster_sweep
+        from bench.studies.cluster_sweep import run_cluster_sweep
+        return run_cluster_sweep(args)
     files = family_files(args.family)
     ident = Identity(git_state().get("commit"), detect_machine().device_name)
     plan = make_plan(files, args.set, args.runs, args.force, args.results, args.data, args.data_dir, ident)
@@ -323,4 +326,6 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="dataset cache (default: $BENCH_DATA or ~/.cache)")
     p.add_argument("--force", action="store_true", help="run every recipe even when the table has its runs")
     p.add_argument("--plot-dir", type=Path, help="plots go here (default: results/sweeps/<family>)")
+    from bench.studies import cluster_sweep
+    cluster_sweep.add_arguments(p)  # --slurm, --status, --partition, --gpus-per-job, --time, ...
     p.set_defaults(func=run_sweep)
