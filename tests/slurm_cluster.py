@@ -117,7 +117,8 @@ class SlurmCluster:
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         out = open(self.root / "log" / f"{name}.out", "w")
-        self.procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(),
+        # cwd: slurmd's job steps (slurmstepd) inherit it, and it is how leftovers() knows them.
+        self.procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(), cwd=self.root,
                                             start_new_session=True, preexec_fn=_die_with_parent)
         out.close()
 
@@ -147,26 +148,35 @@ class SlurmCluster:
         return killed
 
     def leftovers(self) -> list[psutil.Process]:
-        """Processes other than this one whose environment points at this cluster's slurm.conf."""
+        """Processes other than this one that belong to this cluster: their environment points at its
+        slurm.conf, or they are its job steps (slurmstepd overwrites its environment with its title, but
+        keeps the working folder slurmd gave it)."""
         out = []
         for p in psutil.process_iter():
             try:
-                if p.pid != os.getpid() and p.environ().get("SLURM_CONF") == str(self.conf):
+                if p.pid == os.getpid():
+                    continue
+                if (p.environ().get("SLURM_CONF") == str(self.conf)
+                        or (p.name().startswith("slurmstepd") and Path(p.cwd()) == self.root)):
                     out.append(p)
             except psutil.Error:
                 continue
         return out
 
     def kill_leftovers(self) -> list[str]:
-        procs = self.leftovers()
-        names = []
-        for p in procs:
-            try:
-                names.append(" ".join(p.cmdline())[:120])
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=10)
+        names: list[str] = []
+        # Several passes: a slurmstepd whose job shell was just killed can outlive the first one.
+        for _ in range(5):
+            procs = self.leftovers()
+            if not procs:
+                break
+            for p in procs:
+                try:
+                    names.append(" ".join(p.cmdline())[:120])
+                    p.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(procs, timeout=10)
         return names
 
     def _node_state(self) -> str:

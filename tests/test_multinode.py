@@ -37,9 +37,9 @@ def node_env(**extra) -> dict:
 
 
 @pytest.mark.slow
-def test_two_torchrun_nodes_meet_on_localhost_and_record_two_nodes(tmp_path, jpeg_archive):
+def test_two_torchrun_nodes_meet_on_localhost_and_record_two_nodes(tmp_path, decoded_jpeg):
     env = node_env(NNODES="2", RDZV_ENDPOINT=f"127.0.0.1:{free_port()}", RDZV_ID=f"test-{secrets.token_hex(4)}")
-    cmd = [str(ROOT / "launch" / "torchrun.sh"), "cpu_quick", "1", "--", "--data", str(jpeg_archive),
+    cmd = [str(ROOT / "launch" / "torchrun.sh"), "cpu_quick", "1", "--", "--data", str(decoded_jpeg),
            "--results", str(tmp_path / "results.csv"), "--reports", str(tmp_path / "reports"), *TINY]
     nodes = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True) for _ in range(2)]

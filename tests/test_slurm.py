@@ -52,8 +52,8 @@ def only_row(tmp_path, log: Path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_template_job_lands_one_row(slurm_cluster, tmp_path, jpeg_archive, template):
-    job_id, log = submit(slurm_cluster, tmp_path, jpeg_archive, template, *ONE_EPOCH)
+def test_template_job_lands_one_row(slurm_cluster, tmp_path, decoded_jpeg, template):
+    job_id, log = submit(slurm_cluster, tmp_path, decoded_jpeg, template, *ONE_EPOCH)
     job = slurm_cluster.wait(job_id, JOB_TIMEOUT_S)
     assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), log.read_text()
     row = only_row(tmp_path, log)
@@ -64,8 +64,8 @@ def test_template_job_lands_one_row(slurm_cluster, tmp_path, jpeg_archive, templ
 
 @pytest.mark.slow
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_scancel_lands_an_aborted_row_naming_the_signal(slurm_cluster, tmp_path, jpeg_archive, template):
-    job_id, log = submit(slurm_cluster, tmp_path, jpeg_archive, template, *ENDLESS)
+def test_scancel_lands_an_aborted_row_naming_the_signal(slurm_cluster, tmp_path, decoded_jpeg, template):
+    job_id, log = submit(slurm_cluster, tmp_path, decoded_jpeg, template, *ENDLESS)
     wait_for_line(log, "epoch   1", JOB_TIMEOUT_S)
     ranks = _bench_procs(job_id)
     assert len(ranks) == 2, log.read_text()
@@ -118,8 +118,8 @@ def _rank_pid(job_id: str, rank: str) -> int:
 
 
 @pytest.mark.slow
-def test_dead_rank_ends_the_job_in_bounded_time_and_names_the_rank(slurm_cluster, tmp_path, jpeg_archive):
-    job_id, log = submit(slurm_cluster, tmp_path, jpeg_archive, "slurm_srun.sbatch", *ENDLESS)
+def test_dead_rank_ends_the_job_in_bounded_time_and_names_the_rank(slurm_cluster, tmp_path, decoded_jpeg):
+    job_id, log = submit(slurm_cluster, tmp_path, decoded_jpeg, "slurm_srun.sbatch", *ENDLESS)
     wait_for_line(log, "epoch   1", JOB_TIMEOUT_S)
     psutil.Process(_rank_pid(job_id, "1")).kill()
     died = time.monotonic()
