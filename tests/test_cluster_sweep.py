@@ -72,6 +72,7 @@ def test_states_from_table_queue_and_accounting(recipe, tmp_path):
     classify(items, live, ended, tmp_path)
     assert [it.state for it in items] == ["done", "not submitted", "queued", "running", "failed", "failed", "failed",
                                           "running"]  # the last has its row but is still publishing its bundle
+    assert items[7].note == "completing" and items[3].note == ""
     assert "FAILED 1:0" in items[4].note and str(tmp_path / "logs" / "5_4.out") in items[4].note
     assert "do not count here" in items[5].note  # finished, yet its rows are not this sweep's
     assert items[6].note.startswith("ended")  # gone from the queue and from the accounting: still failed

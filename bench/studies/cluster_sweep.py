@@ -218,7 +218,7 @@ def classify(items: list[Item], live: dict[str, str], ended: dict, folder: Path)
         job = it.task["job"] if it.task else None
         if job in live:  # even with its rows in: a job still publishing its bundle is not done
             it.state = "queued" if live[job] == "PENDING" else "running"
-            it.note = live[job].lower()
+            it.note = "" if live[job] in ("PENDING", "RUNNING") else live[job].lower()  # e.g. completing
         elif it.done >= it.want:
             it.state = "done"
         elif job is None:
