@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
+COMMANDS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
 # What a job's processes get between SIGTERM and SIGKILL: slurm.conf's own default, as on most clusters.
 KILL_WAIT_S = 30
 
@@ -49,7 +49,7 @@ class Job:
 
 class SlurmCluster:
     def __init__(self) -> None:
-        missing = [d for d in DAEMONS if not shutil.which(d) and not Path("/usr/sbin", d).exists()]
+        missing = [d for d in COMMANDS if not shutil.which(d) and not Path("/usr/sbin", d).exists()]
         # The suite installs these (Makefile SYSTEM_PACKAGES): missing means a broken set-up, not a skip.
         assert not missing, (f"SLURM tests need {', '.join(missing)}: run `make test` (it installs slurm-wlm "
                              f"and munge) or apt-get install slurm-wlm munge")
