@@ -190,10 +190,14 @@ def append_rows(path: str | os.PathLike, rows: list[dict], leading: list[str] = 
             records = [dict(zip(old_header, r)) for r in old_rows]
             new = [{k: format_value(v) for k, v in row.items()} for row in rows]
             if key is not None:  # checked under the lock, so two merges cannot both add a row
-                seen = {r.get(key) for r in records}
-                new = [r for r in new if r.get(key) not in seen and not seen.add(r.get(key))]
-                if not new:
+                seen, fresh = {r.get(key) for r in records}, []
+                for r in new:  # a key twice among the new rows counts once too
+                    if r.get(key) not in seen:
+                        seen.add(r.get(key))
+                        fresh.append(r)
+                if not fresh:
                     return 0
+                new = fresh
             header = list(leading)
             header += [c for c in old_header if c not in header]
             header += [k for row in new for k in row if k not in header]
