@@ -35,6 +35,7 @@ def test_merging_parts_is_idempotent_and_keeps_every_row(tmp_path):
     append_row(table, {"run_id": "local-1", "status": "reached", "recipe": "other"})  # a row of its own
     write_part(parts / "7_0.csv", ["a1", "a2"], best_acc="0.25")
     write_part(parts / "7_1.csv", ["b1"])
+    write_part(parts / "8_0.csv", ["b1"])  # a requeued job's table holding the same run
     assert merge_parts(table, parts) == 3
     assert merge_parts(table, parts) == 0  # again: nothing added
     write_part(parts / "9_0.csv", ["a1", "c1"])  # a resubmitted job's table repeats a row and adds one
