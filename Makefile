@@ -11,7 +11,7 @@ DATA    ?=
 RESULTS ?= results/results.csv
 PYTEST_ARGS ?=
 # Debian packages the suite runs for real (Chromium for the site, SLURM + munge for the cluster paths).
-SYSTEM_PACKAGES ?= chromium chromium-driver
+SYSTEM_PACKAGES ?= chromium chromium-driver slurm-wlm munge
 
 .PHONY: setup system-packages bench test validate clean-venv
 

@@ -22,3 +22,35 @@ def shared_data_cache(tmp_path_factory):
     if "BENCH_DATA" not in os.environ:
         os.environ["BENCH_DATA"] = str(tmp_path_factory.mktemp("bench-data"))
     yield
+
+
+@pytest.fixture(scope="session")
+def decoded_jpeg(jpeg_archive, shared_data_cache) -> Path:
+    """The JPEG archive, decoded once into the session's cache here, so that the ranks of a job started
+    later read the cache instead of each decoding the 60k images at the same time."""
+    from bench.core.paths import data_base_dir
+    from bench.data.sources import load_dataset
+
+    load_dataset(str(jpeg_archive), base_dir=data_base_dir(), progress=False)
+    return jpeg_archive
+
+
+@pytest.fixture(scope="session")
+def slurm_session():
+    """A one-node SLURM cluster of the session's own (tests/slurm_cluster.py), started on first use and
+    stopped at the end, failed tests included; nothing it started is left running."""
+    from slurm_cluster import SlurmCluster
+
+    cluster = SlurmCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm_cluster(slurm_session):
+    """The session's cluster, with every job cancelled after the test: a failed test must not leave an
+    endless job holding the node for the next one."""
+    yield slurm_session
+    slurm_session.cancel_all()

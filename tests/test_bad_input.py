@@ -141,7 +141,7 @@ def test_sigterm_lands_an_aborted_row_and_exits_143(tmp_path, jpeg_archive):
     text = "".join(seen) + out
     assert proc.returncode == 128 + signal.SIGTERM, text + err
     assert "Traceback" not in err, err
-    assert err.strip().splitlines()[-1] == "bench: terminated by SIGTERM", err
+    assert err.strip().splitlines()[-1] == "bench: terminated by SIGTERM (signal 15)", err
     row = read_table(results).iloc[0]
     assert row["status"] == "aborted" and "SIGTERM" in row["error"] and row["epochs"] >= 1
     assert "appended to" in text

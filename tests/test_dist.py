@@ -214,7 +214,9 @@ def test_sbatch_templates(name, lines):
 
 
 def run_sbatch(tmp_path, name, **env):
-    # Stand-ins: scontrol lists the allocation, srun drops its options and runs the task once.
+    # Stand-ins: scontrol lists the allocation, srun drops its options and runs the task once. Kept next to
+    # the real one-node cluster (test_slurm.py) for what one node cannot show: a two-host node list, the
+    # rendezvous endpoint on its first host and NNODES from a many-node allocation.
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "scontrol").write_text("#!/bin/sh\necho node01; echo node02\n")

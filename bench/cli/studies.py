@@ -13,6 +13,10 @@ def cmd_speed(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    if args.slurm or args.status:  # one SLURM job per recipe instead of running here
+        from bench.studies.cluster_sweep import run_cluster_sweep
+
+        return run_cluster_sweep(args)
     from bench.studies.sweep import run_sweep
 
     return run_sweep(args)
@@ -55,4 +59,14 @@ def register(sub) -> None:
     options.add_data(p, "every recipe")
     p.add_argument("--force", action="store_true", help="run every recipe even when the table has its runs")
     p.add_argument("--plot-dir", type=Path, help="plots go here (default: results/sweeps/<family>)")
+    g = p.add_argument_group("on a SLURM cluster (one job per recipe; see launch/README.md)")
+    g.add_argument("--slurm", action="store_true", help="submit one SLURM job per recipe instead of running here")
+    g.add_argument("--status", action="store_true", help="show the sweep's SLURM jobs: queued, running, done, failed")
+    g.add_argument("--partition", help="SLURM partition for the jobs (default: the cluster's default)")
+    g.add_argument("--gpus-per-job", type=int, metavar="N",
+                   help="GPUs per job, one process each (default: the recipe's processes, 0 for device: cpu)")
+    g.add_argument("--time", dest="time_limit", metavar="T", help="SLURM time limit per job, e.g. 02:00:00")
+    g.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                   help="extra sbatch option for every job, e.g. --sbatch=--account=proj (repeatable)")
+    g.add_argument("--wait", action="store_true", help="after submitting, wait for the jobs, merge, compare")
     p.set_defaults(func=cmd_sweep)

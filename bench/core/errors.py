@@ -23,4 +23,4 @@ class Terminated(BaseException):
 
         self.signum = signum
         self.signame = signal.Signals(signum).name
-        super().__init__(f"terminated by {self.signame}")
+        super().__init__(f"terminated by {self.signame} (signal {signum})")

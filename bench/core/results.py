@@ -199,9 +199,12 @@ def append_row(path: str | os.PathLike, row: dict) -> None:
     append_rows(path, [row], leading=COLUMNS)
 
 
-def append_rows(path: str | os.PathLike, rows: list[dict], leading: list[str] = ()) -> None:
+def append_rows(path: str | os.PathLike, rows: list[dict], leading: list[str] = (), key: str | None = None) -> int:
     """Append rows to any CSV table under a lock, rewriting it atomically: `leading` columns first, then
-    the file's other columns, then new keys. Other bench tables (speed.csv) share this."""
+    the file's other columns, then new keys. Other bench tables (speed.csv) share this.
+
+    With `key` (e.g. "run_id"), a row whose key the table already holds is left out, so appending the
+    same rows again adds nothing (merging per-job tables). Returns the number of rows added."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
@@ -209,13 +212,23 @@ def append_rows(path: str | os.PathLike, rows: list[dict], leading: list[str] = 
         with lock:
             _remove_stale_temps(path)
             old_header, old_rows = read_records(path, strict=True)
+            records = [dict(zip(old_header, r)) for _, r in old_rows]
+            new = [{k: format_value(v) for k, v in row.items()} for row in rows]
+            if key is not None:  # checked under the lock, so two merges cannot both add a row
+                seen, fresh = {r.get(key) for r in records}, []
+                for r in new:  # a key twice among the new rows counts once too
+                    if r.get(key) not in seen:
+                        seen.add(r.get(key))
+                        fresh.append(r)
+                if not fresh:
+                    return 0
+                new = fresh
             header = list(leading)
             header += [c for c in old_header if c not in header]
-            header += [k for row in rows for k in row if k not in header]
+            header += [k for row in new for k in row if k not in header]
             header = list(dict.fromkeys(header))
-            records = [dict(zip(old_header, r)) for _, r in old_rows]
-            records += [{k: format_value(v) for k, v in row.items()} for row in rows]
-            atomic_write(path, lambda f: _write_rows(f, header, records))
+            atomic_write(path, lambda f: _write_rows(f, header, records + new))
+            return len(new)
     except Timeout:
         raise BenchError(f"could not lock {lock.lock_file} within {LOCK_TIMEOUT_S} s: another bench process "
                          f"is writing {path}. If none is running, delete the lock file and retry.") from None

@@ -330,7 +330,9 @@ def compute(raw: Raw) -> dict:
         "device": {"type": env.get("device"), "name": first_row.get("device_name"),
                    "count": _int(first_row.get("device_count")), "world_size": env.get("world_size"),
                    "nodes": env.get("nodes")},
-        "precision": r.get("precision"), "memory_format": r.get("memory_format"),
+        # what ran: a recipe may say `auto`, its rows say what this machine settled it to
+        "precision": next((x["precision"] for x in raw.rows if x.get("precision")), r.get("precision")),
+        "memory_format": r.get("memory_format"),
         "loader": data.get("loader"), "compile": r.get("compile"),
         "environment": {"torch": env.get("torch"), "cuda": (env.get("cuda") or {}).get("version"),
                         "cudnn": env.get("cudnn"), "nccl": env.get("nccl"), "dali": env.get("dali"),

@@ -18,6 +18,7 @@ from bench.system.machine import Machine
 @dataclass(frozen=True)
 class RunContext:
     recipe: Recipe  # settled for this machine (machine.settle): precision is never "auto" here
+    recipe_hash: str  # of the recipe as asked for, before settling: the same on every machine
     data_source: str
     data_dir: Optional[Path]
     results_path: Path

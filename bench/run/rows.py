@@ -26,7 +26,7 @@ def row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
     return {
         "run_id": run_id,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "recipe": r.name, "recipe_hash": r.hash,
+        "recipe": r.name, "recipe_hash": ctx.recipe_hash,
         "dataset": ds.identity.name, "dataset_fingerprint": ds.identity.fingerprint,
         "train_images": len(ds.train), "test_images": len(ds.test),
         "seed": seed, "target": r.target.value,

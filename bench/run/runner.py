@@ -32,6 +32,9 @@ from bench.train.optim import Scheduled
 
 
 def _on_sigterm(signum, frame):
+    # Only the first: slurmstepd and torchrun's agent both signal a worker on scancel, and a second
+    # Terminated raised while the aborted row is being recorded would lose the row.
+    signal.signal(signum, signal.SIG_IGN)
     raise Terminated(signum)
 
 
@@ -87,7 +90,7 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     if recipe.world_size != dctx.world_size and dctx.launcher != "none":
         raise BenchError(f"hardware: the recipe asks for {recipe.world_size} processes but the launcher started "
                          f"{dctx.world_size}; use --set hardware.procs_per_node=... / hardware.nodes=... to match")
-    recipe = machine.settle(recipe, device_type, say=say)
+    asked, recipe = recipe, machine.settle(recipe, device_type, say=say)  # rows and bundle keep `asked`
     if dctx.is_main:
         check_table(Path(results_path))  # a table that cannot take the row is refused before anything trains
     if dctx.grouped:
@@ -108,17 +111,17 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
         if dctx.is_main and reports_dir is not None:
             from bench.data.sources import describe
 
-            bundle = BundleWriter(reports_dir, recipe)
+            bundle = BundleWriter(reports_dir, asked)
             bundle.write_json("env.json", {**env, "threads": threads, "world_size": dctx.world_size,
                                            "nodes": dctx.nodes, "launcher": dctx.launcher, "data_source": source,
                                            "data_dir": str(data_dir or "")})
             bundle.write_json("dataset.json", describe(ds.identity))
-        ctx = RunContext(recipe, source, data_dir, Path(results_path), device, mach, dctx, threads, env, bundle,
-                         flops, first_run, say)
+        ctx = RunContext(recipe, asked.hash, source, data_dir, Path(results_path), device, mach, dctx, threads, env,
+                         bundle, flops, first_run, say)
         warning = target_warning(recipe.data.source, recipe.target.value, ds.identity)
         if warning:
             say(warning)
-        say(f"{recipe.name}  [{recipe.hash}]  data {ds.identity.name} ({ds.identity.short})  "
+        say(f"{recipe.name}  [{asked.hash}]  data {ds.identity.name} ({ds.identity.short})  "
             f"{len(ds.train)} train / {len(ds.test)} test  on {device_type} x{dctx.world_size}  "
             f"{recipe.precision} {recipe.memory_format} loader={recipe.data.loader} threads={threads}")
         rows = []

@@ -86,10 +86,9 @@ def make_plan(files: list[Path], overrides: list[str], runs: Optional[int], forc
                          f"give each file its own name: so the comparison can tell them apart")
     mach, launcher = machine.detect_machine(), dist.detect().launcher
     problems = []
-    for i, (f, r) in enumerate(zip(files, loaded)):
+    for f, r in zip(files, loaded):
         try:
-            # settled as `bench run` will settle it, so the hashes match the rows its runs write
-            loaded[i] = machine.settle(r, machine.check(r, mach), say=lambda line: None)
+            machine.check(r, mach)
         except BenchError as exc:
             problems.append(f"{f}: {exc}")
         if r.world_size > 1 and launcher == "none":

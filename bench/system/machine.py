@@ -99,8 +99,9 @@ def native_bf16(device_type: str, flags: set[str] | None = None) -> bool:
 
 def settle(recipe: Recipe, device_type: str, say=print, flags: set[str] | None = None) -> Recipe:
     """The recipe as it will run here: `precision: auto` becomes bf16 where the device computes bf16 natively,
-    else fp16 on a GPU and fp32 on a CPU. The row, the hash and the bundle record the settled precision,
-    and the choice is said out loud; an explicit precision is never changed, only warned about."""
+    else fp16 on a GPU and fp32 on a CPU. The choice is said out loud and each row records it in `precision`;
+    the recipe hash and the bundle's recipe.yaml stay those of the recipe as asked for, the same on every
+    machine. An explicit precision is never changed, only warned about."""
     native = native_bf16(device_type, flags)
     if recipe.precision == "auto":
         chosen = "bf16" if native else ("fp16" if device_type == "cuda" else "fp32")
