@@ -71,3 +71,42 @@ def test_scheduled_sets_lr_and_momentum_per_step():
         s.optimizer.step()
         s.advance()
     assert seen[0][0] == pytest.approx(0.05) and max(lr for lr, _ in seen) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ the edges, pct 0 and 100
+
+def lrs(opt, total):
+    return [schedule_point(s, total, opt).lr for s in range(total + 1)]
+
+
+@pytest.mark.parametrize("total", [1, 7, 100])
+def test_one_cycle_pct_100_is_a_plain_anneal_from_lr_over_div(total):
+    """No triangle: step 0 is lr/div (not the peak, which would be a div-fold spike before step 1)."""
+    opt = oc(div=20, pct=100, lr=2.0)
+    seq = lrs(opt, total)
+    assert seq[0] == pytest.approx(2.0 / 20) and seq[-1] == pytest.approx(2.0 / 2000)
+    assert all(b <= a for a, b in zip(seq, seq[1:]))  # never rises
+    assert all(schedule_point(s, total, opt).momentum == 0.95 for s in range(total + 1))
+
+
+def test_one_cycle_pct_0_is_the_triangle_alone():
+    opt, total = oc(div=10, pct=0, lr=1.0), 100
+    seq = lrs(opt, total)
+    assert seq[0] == pytest.approx(0.1) and seq[50] == pytest.approx(1.0) and seq[-1] == pytest.approx(0.1)
+    assert max(seq) == seq[50]
+    assert schedule_point(50, total, opt).momentum == pytest.approx(0.85)
+    assert schedule_point(total, total, opt).momentum == pytest.approx(0.95)
+
+
+@pytest.mark.parametrize("pct", [0, 12.5, 50, 99, 99.9, 100])
+@pytest.mark.parametrize("total", [3, 10, 97])
+def test_one_cycle_never_jumps_more_than_one_step_of_its_slopes(pct, total):
+    """Any pct the schema accepts: each step moves lr by at most the steeper of the two linear slopes."""
+    opt = oc(div=20, pct=pct, lr=1.0)
+    half = total * (1 - pct / 100) / 2
+    tail = total - 2 * half
+    bound = max((1.0 - 0.05) / half if half else 0.0, 0.05 * 0.99 / tail if tail else 0.0) + 1e-12
+    seq = lrs(opt, total)
+    assert seq[0] == pytest.approx(0.05)
+    assert max(abs(b - a) for a, b in zip(seq, seq[1:])) <= bound
+
