@@ -110,3 +110,33 @@ def test_one_cycle_never_jumps_more_than_one_step_of_its_slopes(pct, total):
     assert seq[0] == pytest.approx(0.05)
     assert max(abs(b - a) for a, b in zip(seq, seq[1:])) <= bound
 
+
+# ------------------------------------------------------------------ against torch's OneCycleLR
+
+@pytest.mark.parametrize("total,div,pct", [(1000, 20, 20), (200, 10, 10), (800, 50, 12.5), (37, 20, 20),
+                                           (10, 3, 0), (101, 7, 33.3)])
+def test_one_cycle_matches_torch_one_cycle_lr_step_by_step(total, div, pct):
+    """torch's three-phase linear OneCycleLR is the same shape, counted differently: it ends phase one at
+    step pct_start * total_steps - 1 and the run at total_steps - 1, where fast.ai ends the climb at step
+    `half` and the run at step `total`. With total_steps = total + 1 and pct_start = (half + 1) / (total + 1)
+    the two agree at every step, lr and momentum."""
+    import warnings
+
+    lr, max_mom, min_mom = 1.3, 0.95, 0.85
+    opt = oc(div=div, pct=pct, lr=lr, max_mom=max_mom, min_mom=min_mom)
+    half = total * (1 - pct / 100) / 2
+    p = torch.nn.Parameter(torch.zeros(1))
+    sgd = torch.optim.SGD([p], lr=lr, momentum=0.9)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        sgd, max_lr=lr, total_steps=total + 1, pct_start=(half + 1) / (total + 1), anneal_strategy="linear",
+        div_factor=div, final_div_factor=100, three_phase=True, max_momentum=max_mom, base_momentum=min_mom)
+    for step in range(total + 1):
+        ours = schedule_point(step, total, opt)
+        group = sgd.param_groups[0]
+        assert ours.lr == pytest.approx(group["lr"], rel=1e-12, abs=1e-15), step
+        assert ours.momentum == pytest.approx(group["momentum"], rel=1e-12, abs=1e-15), step
+        if step < total:
+            sgd.step()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "detected call of lr_scheduler.step() before optimizer.step()"
+                ref.step()
