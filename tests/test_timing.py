@@ -12,10 +12,8 @@ import functools
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from bench.core import mllog
@@ -149,17 +147,6 @@ def test_clock_anchors_init_at_process_start_and_wall_covers_everything():
 
 # ------------------------------------------------------------------ the same boundaries through bench run
 
-def tiny_folder(root: Path) -> Path:
-    """32x32 PNGs in two classes: 32 training and 16 test images; decoded in well under a second."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 16), ("test", 8)):
-        for cls in ("a", "b"):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
-    return root
-
-
 class CostlyLoader:
     """Wraps the run's real training loader: each batch drawn costs DRAW seconds."""
 
@@ -179,7 +166,7 @@ class CostlyLoader:
 
 
 @pytest.fixture
-def scripted_run(tmp_path, monkeypatch):
+def scripted_run(tmp_path, monkeypatch, tiny_images):
     """bench.run.runner.run_recipe on real (tiny) data with every clock, the event log's included, on one
     scripted time source; returns the row, the bundle and the time source."""
     from bench import recipe
@@ -218,7 +205,7 @@ def scripted_run(tmp_path, monkeypatch):
     r = recipe.load("cpu_quick", ["precision=fp32", "model.params.widths=[4,4,8,8]", "data.batch_size=16",
                                   "data.eval_batch_size=16", "optim.epochs=3", "target.value=0.5",
                                   "hardware.threads=1", "warmup_steps=1"])
-    rows, bundle = runner.run_recipe(r, data=str(tiny_folder(tmp_path / "imgs")), data_dir=tmp_path / "cache",
+    rows, bundle = runner.run_recipe(r, data=str(tiny_images), data_dir=tmp_path / "cache",
                                      results_path=tmp_path / "results.csv", reports_dir=tmp_path / "reports",
                                      say=lambda s: None)
     return rows[0], bundle, t

@@ -31,6 +31,9 @@ from bench.train.optim import Scheduled
 
 
 def _on_sigterm(signum, frame):
+    # Once is enough: a second SIGTERM (a sweep passing on the one SLURM sent to every process) must not
+    # interrupt the recording of the aborted row that the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated(signum)
 
 
