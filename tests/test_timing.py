@@ -145,6 +145,37 @@ def test_clock_anchors_init_at_process_start_and_wall_covers_everything():
     assert clock.init_s == PROCESS + WARM  # reading later does not move init
 
 
+def test_run_time_before_start_run_is_an_error():
+    with pytest.raises(AssertionError, match="start_run"):
+        Clock(now=ScriptedTime(), since_process_start=0.0).since_run_start()
+
+
+def test_process_start_offset_is_this_process_age():
+    """A fresh interpreter that sleeps 0.5 s before asking must be at least that old, and no older than
+    the time its parent saw it run (plus the OS's 10 ms tick in the creation time)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code = "import time; time.sleep(0.5); from bench.core.clock import process_start_offset as o; print(o())"
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    lived = time.time() - t0
+    assert 0.5 <= float(out.stdout) <= lived + 0.02
+
+
+def test_default_clock_counts_init_from_process_start(monkeypatch):
+    from bench.core import clock as clock_module
+
+    monkeypatch.setattr(clock_module, "process_start_offset", lambda: 42.0)
+    t = ScriptedTime()
+    c = Clock(now=t)
+    t.advance(WARM)
+    assert c.ready() == 42.0 + WARM and c.wall() == 42.0 + WARM
+
+
 # ------------------------------------------------------------------ the same boundaries through bench run
 
 class CostlyLoader:
