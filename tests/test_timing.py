@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from bench.train.loop import fit
 from bench.train.optim import Scheduled
 
 DRAW, STEP, EVAL, WARM, LOAD, PROCESS = 2.0, 5.0, 100.0, 1000.0, 50.0, 3.0
+IMPORTED = time.monotonic()  # this process is at least this old when a test runs
 
 
 class ScriptedTime:
@@ -152,11 +154,17 @@ def test_run_time_before_start_run_is_an_error():
 
 def test_process_start_offset_is_this_process_age():
     """A fresh interpreter that sleeps 0.5 s before asking must be at least that old, and no older than
-    the time its parent saw it run (plus the OS's 10 ms tick in the creation time)."""
+    the time its parent saw it run (plus the OS's 10 ms tick in the start time). This process's own age
+    lies between the time since the test module was imported and psutil's figure, which can only be too
+    high (it rounds the boot time down to a whole second)."""
     import os
     import subprocess
     import sys
     import time
+
+    import psutil
+
+    from bench.core.clock import process_start_offset
 
     code = "import time; time.sleep(0.5); from bench.core.clock import process_start_offset as o; print(o())"
     t0 = time.time()
@@ -164,6 +172,40 @@ def test_process_start_offset_is_this_process_age():
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     lived = time.time() - t0
     assert 0.5 <= float(out.stdout) <= lived + 0.02
+    here = process_start_offset()
+    assert time.monotonic() - IMPORTED <= here <= time.time() - psutil.Process().create_time() + 0.02
+
+
+def test_process_start_offset_falls_back_to_psutil_without_proc(monkeypatch):
+    import builtins
+    import time
+
+    import psutil
+
+    from bench.core import clock as clock_module
+
+    real_open = builtins.open
+
+    def no_proc(path, *a, **k):  # as on a system without Linux's /proc (psutil has its own ways)
+        if str(path) == "/proc/self/stat":
+            raise FileNotFoundError(path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    want = time.time() - psutil.Process().create_time()
+    assert want - 0.01 <= clock_module.process_start_offset() <= want + 1.0
+
+
+def test_device_sync_waits_for_cuda_only_on_a_cuda_device(monkeypatch):
+    """Every clock read waits for queued GPU work (README, timing rules); the check runs without a GPU."""
+    from bench.core.clock import device_sync
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_sync(torch.device("cuda", 0)) is torch.cuda.synchronize
+    assert device_sync("cuda") is torch.cuda.synchronize
+    assert device_sync(torch.device("cpu")) is not torch.cuda.synchronize
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_sync(torch.device("cuda", 0)) is not torch.cuda.synchronize
 
 
 def test_default_clock_counts_init_from_process_start(monkeypatch):
