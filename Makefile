@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Debian packages the suite runs for real (Chromium for the site, SLURM + munge for the cluster paths).
 SYSTEM_PACKAGES ?= chromium chromium-driver slurm-wlm munge
 
-.PHONY: setup system-packages bench test validate clean-venv
+.PHONY: setup system-packages bench test validate mutation clean-venv
 
 setup: $(STAMP)
 
@@ -33,6 +33,15 @@ system-packages:
 
 test: setup system-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Mutation testing (mutmut) over the modules that decide recorded numbers, one module at a time with the fast
+# tests that cover it; outside `make test` and CI (hours on 2 cores). Scores: tests/README.md.
+#   make mutation [MUTATION_MODULES=clock,stats] [MUTATION_JOBS=2]
+MUTATION_MODULES ?=
+MUTATION_JOBS ?= 2
+mutation: setup
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q 'mutmut>=3.8'
+	$(PY) tests/mutation/run.py --jobs $(MUTATION_JOBS) $(if $(MUTATION_MODULES),--modules $(MUTATION_MODULES))
 
 validate: setup
 	$(PY) -m bench validate recipes/*.yaml recipes/*/*.yaml

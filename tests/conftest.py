@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,3 +55,19 @@ def slurm_cluster(slurm_session):
     endless job holding the node for the next one."""
     yield slurm_session
     slurm_session.cancel_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_images(tmp_path_factory) -> Path:
+    """An image folder of random 32x32 PNGs in two classes, 32 training and 16 test images: real data for
+    tests that need a whole `bench run` but not learning (it decodes in well under a second)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tiny-images")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 8)):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
+    return root

@@ -320,11 +320,12 @@ def alive(pid):
 
 @pytest.mark.slow
 def test_dead_rank_ends_the_run(tmp_path):
-    proc, elapsed = torchrun(tmp_path, "--fail-rank", "1", "--timeout", "20", timeout=90)
+    # Ending at all is the claim: a hang runs into the generous subprocess timeout (the worker's collective
+    # timeout is 20 s); a fixed bound on the elapsed time would only measure how loaded the machine is.
+    proc, elapsed = torchrun(tmp_path, "--fail-rank", "1", "--timeout", "20", timeout=300)
     after_death = time.time() - float((tmp_path / "rank1.died").read_text())
     print(f"\ndead rank: torchrun exited {proc.returncode}, {elapsed:.1f}s after start, {after_death:.1f}s after rank 1 died")
     assert proc.returncode != 0
-    assert elapsed < 60
     assert "exitcode  : 3" in proc.stderr or "exitcode: 3" in proc.stderr.replace(" ", ""), proc.stderr[-3000:]
     # Rank 0 was blocked in all_reduce; it must be gone, not orphaned and hanging.
     assert not alive(int((tmp_path / "rank0.pid").read_text()))
@@ -333,10 +334,9 @@ def test_dead_rank_ends_the_run(tmp_path):
 
 @pytest.mark.slow
 def test_stuck_rank_hits_the_collective_timeout(tmp_path):
-    proc, elapsed = torchrun(tmp_path, "--hang-rank", "1", "--timeout", "5", timeout=90)
+    proc, elapsed = torchrun(tmp_path, "--hang-rank", "1", "--timeout", "5", timeout=300)  # see above
     print(f"\nstuck rank: torchrun exited {proc.returncode}, {elapsed:.1f}s after start (timeout 5 s)")
     assert proc.returncode != 0
-    assert elapsed < 60
     # Rank 0's all_reduce gave up on its own; then torchrun stopped the stuck rank 1.
     assert "timed out" in (tmp_path / "rank0.err").read_text().lower()
     assert not alive(int((tmp_path / "rank1.pid").read_text()))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scipy import stats as sps
 
 from bench.core.errors import BenchError
 from bench.report import manifest
@@ -380,7 +381,11 @@ def test_summary_figures_match_hand_computation(tmp_path):
     # olympic: the miss is the slowest and 11 s the fastest; 12 and 20 remain
     assert st["olympic_time"]["value"] == pytest.approx(16.0)
     assert st["accuracy"]["mean"] == pytest.approx((0.91 + 0.92 + 0.88 + 0.90) / 4)  # final, not best
-    assert st["ttest"]["p"] is not None
+    finals = [0.91, 0.92, 0.88, 0.90]
+    want = sps.ttest_1samp(finals, 0.9, alternative="greater")
+    assert st["ttest"]["t"] == pytest.approx(float(want.statistic), rel=1e-12)
+    assert st["ttest"]["p"] == pytest.approx(float(want.pvalue), rel=1e-12) and st["ttest"]["df"] == 3
+    assert st["ttest"]["all_above_target"] is False  # 0.88 is below
     assert s["dataset"]["official_cifar10"] is True
     assert "NOT official" not in (b / "report.md").read_text()
     assert bench("verify", b) == 0
@@ -478,3 +483,53 @@ def test_pareto_front():
 
     pts = [(10, 90), (12, 95), (11, 89), (30, 96), (31, 95)]
     assert pareto_front(pts) == [0, 1, 3]
+
+
+# ------------------------------------------------------------------------------------------ verify's other checks
+
+def verify_errors(b: Path, capsys) -> str:
+    assert bench("verify", b) == 1
+    return capsys.readouterr().err
+
+
+def test_verify_names_a_recipe_whose_contents_do_not_match_its_hash(tmp_path, capsys):
+    b = make_bundle(tmp_path, RUNS[:2])
+    text = (b / "recipe.yaml").read_text()
+    (b / "recipe.yaml").write_text(text.replace("lr: 0.4", "lr: 0.5", 1))
+    err = verify_errors(b, capsys)
+    stated = text.splitlines()[0].rsplit("hash", 1)[1].strip()
+    assert f"recipe.yaml: its header says hash '{stated}' but its contents hash to '" in err, err
+    assert "recipe.yaml: changed" in err
+
+
+def test_verify_names_a_duplicated_and_a_missing_row(tmp_path, capsys):
+    b = make_bundle(tmp_path, RUNS[:3])
+    lines = (b / "results.csv").read_text().splitlines(keepends=True)
+    header, first, second, third = lines
+    (b / "results.csv").write_text(header + first + second + first)  # the third run's row replaced by a copy
+    err = verify_errors(b, capsys)
+    ids = sorted(p.name for p in (b / "runs").iterdir())
+    assert f"results.csv:4: run {ids[0]} appears twice" in err, err
+    assert f"results.csv: run {ids[2]} has an event log with run_stop but no row" in err, err
+
+
+def test_verify_names_a_row_without_an_event_log(tmp_path, capsys):
+    b = make_bundle(tmp_path, RUNS[:1])
+    lines = (b / "results.csv").read_text().splitlines(keepends=True)
+    stranger = "20260101T000009.000000Z-000009"
+    (b / "results.csv").write_text("".join(lines) + lines[1].replace(lines[1].split(",")[0], stranger, 1))
+    err = verify_errors(b, capsys)
+    assert f"results.csv:3: run {stranger} has no event log (runs/{stranger}/mllog.txt)" in err, err
+
+
+def test_verify_names_an_edited_dawnbench_tsv(tmp_path, capsys):
+    b = make_bundle(tmp_path, RUNS[:1])
+    run_id = next((b / "runs").iterdir()).name
+    tsv = b / "runs" / run_id / "dawnbench.tsv"
+    lines = tsv.read_text().splitlines(keepends=True)
+    epoch, hours, acc = lines[-1].rstrip("\n").split("\t")
+    lines[-1] = f"{epoch}\t{float(hours) / 2!r}\t{acc}\n"  # half the time: a faster entry than the logs hold
+    tsv.write_text("".join(lines))
+    err = verify_errors(b, capsys)
+    assert f"runs/{run_id}/dawnbench.tsv: differs from what the raw files give" in err, err
+    assert f"runs/{run_id}/dawnbench.tsv: changed" in err

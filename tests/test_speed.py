@@ -32,9 +32,14 @@ def tiny(tmp_path):
 
 
 def test_json_rows_have_exactly_the_schema_keys_and_csv_appends(tiny, tmp_path):
+    from bench.models import build_model, count_parameters
+    from bench.system.flops import flops_per_image
+
+    net = build_model("resnet9", {"widths": [8, 8, 16, 16]})
+    params, flops = count_parameters(net), flops_per_image(net, device=torch.device("cpu"))["train_step"]
     out, table = tmp_path / "speed.json", tmp_path / "speed.csv"
     for precision, layout in (("fp32", "contiguous"), ("bf16", "channels_last")):
-        args = parse(tiny, "--batch-sizes", "4,8", "--steps", 2, "--warmup", 1, "--precision", precision,
+        args = parse(tiny, "--batch-sizes", "4,8", "--steps", 3, "--warmup", 1, "--precision", precision,
                      "--memory-format", layout, "--json", out, "--csv", table)
         assert speed.run_speed(args) == 0
         rows = json.loads(out.read_text())
@@ -43,8 +48,11 @@ def test_json_rows_have_exactly_the_schema_keys_and_csv_appends(tiny, tmp_path):
             assert list(r) == list(speed.JSON_KEYS)
             assert (r["recipe"], r["device"], r["precision"], r["memory_format"]) == \
                 ("tiny_speed", "cpu", precision, layout)
-            assert r["images_per_s"] > 0 and r["step_ms"] > 0 and r["forward_ms"] > 0 and r["backward_ms"] > 0
-            assert r["params"] > 0 and r["flops_per_image"] > 0
+            assert r["step_ms"] > 0 and r["forward_ms"] > 0 and r["backward_ms"] > 0
+            # images/s is the batch over the median step time (3 steps: the median is not the mean)
+            assert r["images_per_s"] == pytest.approx(r["batch_size"] * 1000 / r["step_ms"], rel=1e-12)
+            # the model's own counts: batch size and precision change neither
+            assert r["params"] == params and r["flops_per_image"] == flops
             assert r["mfu"] is None  # no peak table for CPUs: no guessed utilisation
             assert r["peak_memory_mb"] is None or r["peak_memory_mb"] >= 0
     with open(table, newline="") as f:

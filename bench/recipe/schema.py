@@ -69,7 +69,8 @@ class Data:
 class Schedule:
     kind: Literal["one_cycle", "linear", "constant"] = "one_cycle"
     div: float = _spec(20.0, lo=1.0, doc="one_cycle: lr starts and ends the cycle at lr/div")
-    pct: float = _spec(20.0, lo=0.0, hi=100.0, lo_open=False, doc="one_cycle: % of steps annealing to lr/(100 div)")
+    pct: float = _spec(20.0, lo=0.0, hi=100.0, lo_open=False,
+                       doc="one_cycle: % of steps annealing to lr/(100 div); 0 = triangle only, 100 = anneal only")
     max_mom: float = _spec(0.95, lo=0.0, hi=1.0)
     min_mom: float = _spec(0.85, lo=0.0, hi=1.0)
     warmup: float = _spec(0.2, lo=0.0, hi=1.0, doc="linear: fraction of steps warming up from 0")

@@ -3,13 +3,14 @@ warm-up uses and the FLOP count. Plain functions of plain values; nothing here w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
 from bench.core.paths import data_base_dir
 from bench.data.types import Dataset
 from bench.recipe import Recipe
+from bench.system import dist
 from bench.system.dist import DistContext
 from bench.train.loop import AMP_DTYPES
 
@@ -63,6 +64,14 @@ def model(recipe: Recipe, device: torch.device, dctx: DistContext) -> tuple[torc
     if recipe.compile:
         net = torch.compile(net)  # after DDP, so the compiler sees its gradient buckets
     return net, bare
+
+
+def eval_reduce(dctx: DistContext, device: torch.device) -> Callable[[list[float]], list[float]]:
+    """How evaluation combines the ranks' [correct, total]: summed over the group (each rank evaluates its
+    shard, and shards differ in size by up to one image), or kept as they are when running alone."""
+    if dctx.grouped:
+        return lambda counts: dist.all_reduce_sum(counts, device)
+    return lambda counts: counts
 
 
 def batch_sizes(samples: int, batch_size: int) -> list[int]:

@@ -32,8 +32,9 @@ from bench.train.optim import Scheduled
 
 
 def _on_sigterm(signum, frame):
-    # Only the first: slurmstepd and torchrun's agent both signal a worker on scancel, and a second
-    # Terminated raised while the aborted row is being recorded would lose the row.
+    # Only the first: slurmstepd and torchrun's agent both signal a worker on scancel (and a sweep passes on
+    # the one SLURM sent to every process); a second Terminated raised while the aborted row is being
+    # recorded would lose the row.
     signal.signal(signum, signal.SIG_IGN)
     raise Terminated(signum)
 
@@ -49,7 +50,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         train, test = parts.loaders(recipe, ds, ctx.device, seed, dctx)
         model, bare = parts.model(recipe, ctx.device, dctx)
         opt = Scheduled(model, recipe.optim, total_steps=len(train) * recipe.optim.epochs)
-        reduce = (lambda v: dist.all_reduce_sum(v, ctx.device)) if dctx.grouped else (lambda v: v)
+        reduce = parts.eval_reduce(dctx, ctx.device)
         train_batches, eval_batches = parts.warmup_batches(recipe, ds, train, test, ctx.device)
         warm_up(model, bare, opt.optimizer, steps=recipe.warmup_steps, train_batches=train_batches,
                 eval_batches=eval_batches, device_type=ctx.device.type, precision=recipe.precision)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -127,6 +128,10 @@ def _child(recipe, kwargs: dict, tag: str) -> None:
         sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 128 + exc.signum if isinstance(exc, Terminated) else 1)
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
 def run_in_fresh_process(recipe, tag: str, **kwargs) -> None:
     """bench.run.runner.run_recipe in a process of its own, as `bench run` would be.
 
@@ -134,6 +139,9 @@ def run_in_fresh_process(recipe, tag: str, **kwargs) -> None:
     charged for the first one's whole run (init, wall, device-hours, cost). A process per recipe also
     returns all memory and GPU state between recipes, and a crash of one recipe ends only that recipe."""
     proc = multiprocessing.get_context("spawn").Process(target=_child, args=(recipe, kwargs, tag))
+    # Without a handler SIGTERM (`kill`, or a job script forwarding SLURM's) would end this process alone and
+    # leave the child training, unrecorded. Raised here, it reaches the `finally` that passes it on.
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
     proc.start()
     try:
         proc.join()
@@ -141,6 +149,9 @@ def run_in_fresh_process(recipe, tag: str, **kwargs) -> None:
         if proc.is_alive():  # we were interrupted: the child records its run as aborted on SIGTERM
             proc.terminate()
             proc.join()
+        signal.signal(signal.SIGTERM, old)
+    if proc.exitcode == 128 + signal.SIGTERM:  # the run was told to stop, so is the sweep
+        raise Terminated(signal.SIGTERM)
     if proc.exitcode != 0:
         raise RuntimeError(f"{recipe.name}: run process exited with code {proc.exitcode}")
 

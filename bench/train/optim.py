@@ -5,6 +5,9 @@ DAWNBench run: over the first (100 - pct)% of steps the lr climbs linearly from 
 back to lr/div (a symmetric triangle); the last pct% anneal linearly from lr/div to lr/(100*div).
 Momentum mirrors the triangle (max_mom -> min_mom -> max_mom) and stays at max_mom while annealing:
 a high lr wants little momentum, a low lr can afford a lot.
+
+The edges are the limits of that shape: pct 0 is the triangle alone (it ends at lr/div); pct 100 has no
+triangle, so the whole run anneals from lr/div, starting there like every other pct does.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ def one_cycle(step: int, total: int, lr: float, s: Schedule) -> Point:
     half = total * (1 - s.pct / 100) / 2  # steps up, and again steps down
     low = lr / s.div
     if step <= half:
-        frac = step / half if half else 1.0
+        # half == 0 (pct 100) leaves only step 0 here: the start of the anneal, lr/div, never the peak
+        frac = step / half if half else 0.0
         return Point(low + frac * (lr - low), s.max_mom - frac * (s.max_mom - s.min_mom))
     if step <= 2 * half:
         frac = (step - half) / half
