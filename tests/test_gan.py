@@ -290,3 +290,33 @@ def test_gan_recipes_validate_and_bad_ones_name_the_fix():
     with pytest.raises(BenchError, match="set kind: gan"):
         recipes.load("cpu_quick", ["model.arch=dcgan", "model.params={}"])
     assert recipes.load("wgan_cpu", ["target.value=250"]).target.value == 250  # scores are not fractions
+
+
+# ------------------------------------------------------------------------------------------ standard FID / IS
+
+@pytest.mark.slow
+def test_standard_fid_and_is_from_a_user_supplied_weights_file(tmp_path, monkeypatch):
+    """No Inception weights can be downloaded here, so the test makes a weights file of the right shape
+    (torch-fidelity's network, random weights) and goes through the one injection point, gan.inception's
+    path: torchmetrics builds torch-fidelity's InceptionV3 from that file, and nothing is fetched."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with monkeypatch.context() as m:  # build the network once without its download, to save its shape
+        m.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
+        m.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None)
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    weights = tmp_path / "pt_inception.pth"
+    torch.save(net.state_dict(), weights)
+
+    def no_download(*a, **k):
+        raise AssertionError("tried to download Inception weights")
+
+    monkeypatch.setattr(fe, "load_state_dict_from_url", no_download)
+    metrics = quality.inception_metrics(weights)
+    g = torch.Generator().manual_seed(7)
+    real, fake = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1, torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
+    scores = quality.standard_scores(metrics, real, fake)
+    assert math.isfinite(scores["fid"]) and scores["fid"] > 0 and scores["is"] >= 1.0
+    with pytest.raises(BenchError, match="gan.inception"):
+        quality.inception_metrics(tmp_path / "missing.pth")

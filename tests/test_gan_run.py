@@ -92,9 +92,20 @@ def test_gan_run_lands_a_scored_row_and_a_bundle_that_verifies(gan_run):
         assert (bundle / "runs" / rid / "samples" / name).is_file(), name
     report = (bundle / "report.md").read_text()
     assert "fd_judge" in report and "not comparable" in report.lower() and f"{c['untrained']:.4g}" in report
-    assert "FID" not in report.replace("not FID", "")
+    assert "| FID" not in report and "| IS " not in report and "not FID or IS" in report  # named for what they are
     for png in ("quality_vs_time.png", "wasserstein.png", "is_judge_vs_time.png", "telemetry.png"):
         assert (bundle / "plots" / png).is_file()
+    # `bench report` rebuilds every derived file byte for byte from the raw ones
+    before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    assert main(["report", str(bundle)]) == 0
+    assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_race_plot_of_gan_bundles(gan_run, tmp_path, capsys):
+    _, _, bundle = gan_run
+    assert main(["race", str(bundle), str(bundle), "--out", str(tmp_path / "race.png")]) == 0
+    assert (tmp_path / "race.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
