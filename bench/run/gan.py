@@ -122,7 +122,7 @@ class Evaluation:
         self.samples_dir, self.device = samples_dir, device
         g = torch.Generator(device="cpu").manual_seed(SAMPLE_SEED)
         self.noise = torch.randn(recipe.gan.eval_samples, net.generator.nz, 1, 1, generator=g).to(device)
-        self.scores = quality.JudgeScores(judge, ref.test_images)
+        self.scores = quality.JudgeScores(judge, ref.test_images, real_feats=ref.test_feats)
         self.count = 0
 
     @torch.no_grad()
@@ -148,8 +148,8 @@ class Evaluation:
     def score(self, images: torch.Tensor) -> dict:
         """Every figure the report shows for a set of [-1, 1] images (samples, or real ones as a baseline)."""
         g = self.r.gan
-        out = self.scores(images)
         feats, logits = self.judge.embed(images)
+        out = self.scores(images, (feats, logits))
         collapse = quality.mode_collapse(logits, feats, self.ref.real_spread, max_share=g.collapse_share,
                                          min_spread=g.collapse_spread)
         memo = quality.memorisation(feats, self.ref.train_feats, self.ref.test_feats[:2000],
@@ -257,7 +257,8 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
             result = fit(net, gan.ConstantLr(step), batches, ev, epochs=recipe.optim.epochs,
                          eval_every=t.eval_every, target=t.value, clock=clock, device_type=device.type,
                          precision=recipe.precision, on_epoch=records.epoch, on_event=records.event,
-                         on_step=bar.step, step=step, target_mode=t.mode, eval_key=mllog.EVAL_SCORE)
+                         on_step=bar.step, step=step, target_mode=t.mode, eval_key=mllog.EVAL_SCORE,
+                         target_counts=not getattr(loader, "synthetic", False))
         finally:
             bar.close()
         return records.finish(result)

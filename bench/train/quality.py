@@ -2,8 +2,9 @@
 
 The judge is a small CIFAR-10 classifier trained by `bench run judge --save-model ...` (its checkpoint
 and a JSON of its provenance are committed in results/judges/). torchmetrics' FrechetInceptionDistance,
-InceptionScore and KernelInceptionDistance take it as their feature extractor, so the figures are the
-usual formulas in another network's space and carry the judge's name: fd_judge (Frechet distance of
+InceptionScore and KernelInceptionDistance compute the usual formulas from the judge's outputs instead of
+Inception's (the judge runs once per image and its features go to all three), so the figures carry the
+judge's name: fd_judge (Frechet distance of
 penultimate features), is_judge (exp E KL(p(y|x) || p(y)) of the judge's class probabilities, one split),
 kid_judge (polynomial-kernel MMD). They compare our runs with each other, never with published FID/IS.
 
@@ -115,47 +116,57 @@ def _metrics_no_rng(fn):
         return fn()
 
 
-class JudgeScores:
-    """torchmetrics' FrechetInceptionDistance, KernelInceptionDistance and InceptionScore with the judge as
-    feature extractor. The real side (held-out test images) is fed once, at construction: every evaluation
-    only extracts its samples (reset_real_features=False keeps the real statistics across resets)."""
+class Precomputed(nn.Module):
+    """The judge's output, handed to torchmetrics as its "feature network": the judge runs once per image
+    (bench.train.quality.Judge.embed) and torchmetrics computes each statistic from what it gave."""
 
-    def __init__(self, judge: Judge, real: torch.Tensor, kid_subsets: int = 10, kid_size: int = 1000):
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features  # torchmetrics reads it instead of probing with a dummy image
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class JudgeScores:
+    """torchmetrics' FrechetInceptionDistance, KernelInceptionDistance and InceptionScore in the judge's
+    space: fd_judge and kid_judge from its penultimate features, is_judge from its logits. The real side
+    (held-out test images) is fed once, at construction (reset_real_features=False keeps it across resets);
+    each evaluation feeds its samples' features, computed once by the judge for every score and check."""
+
+    def __init__(self, judge: Judge, real: torch.Tensor, kid_subsets: int = 10, kid_size: int = 1000,
+                 real_feats: Optional[torch.Tensor] = None):
         import warnings
 
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.inception import InceptionScore
         from torchmetrics.image.kid import KernelInceptionDistance
 
-        dev = real.device
-        feats = judge.view("features")
-        self.fid = FrechetInceptionDistance(feature=feats, normalize=True, reset_real_features=False,
-                                            input_img_size=(3, 32, 32)).to(dev)
-        self.kid_size = min(kid_size, real.shape[0])
+        self.judge = judge
+        feats = judge.embed(real)[0] if real_feats is None else real_feats
+        dev, width = feats.device, feats.shape[1]
+        self.fid = FrechetInceptionDistance(feature=Precomputed(width), reset_real_features=False).to(dev)
+        self.kid_size = min(kid_size, feats.shape[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "will save all extracted features": we mean it
-            self.kid = KernelInceptionDistance(feature=feats, subsets=kid_subsets, subset_size=self.kid_size,
-                                               normalize=True, reset_real_features=False).to(dev)
-            warnings.simplefilter("ignore", UserWarning)  # "will save all extracted features": we mean it
-            # normalize=False: torchmetrics would turn [0, 1] floats into uint8 for a custom IS network too
-            self.inception = InceptionScore(feature=judge.view("logits"), splits=1, normalize=False).to(dev)
-        with torch.no_grad():
-            for i in range(0, real.shape[0], 1000):
-                self.fid.update(to01(real[i:i + 1000]), real=True)
-                self.kid.update(to01(real[i:i + 1000]), real=True)
+            self.kid = KernelInceptionDistance(feature=Precomputed(width), subsets=kid_subsets,
+                                               subset_size=self.kid_size, reset_real_features=False).to(dev)
+            self.inception = InceptionScore(feature=Precomputed(0), splits=1).to(dev)
+        self.fid.update(feats, real=True)
+        self.kid.update(feats, real=True)
 
     @torch.no_grad()
-    def __call__(self, fake: torch.Tensor) -> dict:
-        """fd_judge, kid_judge (mean over subsets; needs as many samples as kid_size) and is_judge."""
+    def __call__(self, fake: torch.Tensor, embedded: Optional[tuple] = None) -> dict:
+        """fd_judge, kid_judge (mean over subsets; needs as many samples as kid_size) and is_judge of [-1, 1]
+        images, or of their judge.embed() output if the caller has it already."""
+        feats, logits = embedded if embedded is not None else self.judge.embed(fake)
         for m in (self.fid, self.kid, self.inception):
             m.reset()
-        for i in range(0, fake.shape[0], 1000):
-            x = to01(fake[i:i + 1000])
-            self.fid.update(x, real=False)
-            self.kid.update(x, real=False)
-            self.inception.update(x)
+        self.fid.update(feats, real=False)
+        self.kid.update(feats, real=False)
+        self.inception.update(logits)
         out = {"fd_judge": float(self.fid.compute()), "is_judge": float(_metrics_no_rng(self.inception.compute)[0])}
-        if fake.shape[0] >= self.kid_size:
+        if feats.shape[0] >= self.kid_size:
             out["kid_judge"] = float(_metrics_no_rng(self.kid.compute)[0])
         return out
 
