@@ -62,7 +62,7 @@ TARGET_ACCURACY = "target_accuracy"
 # Ours: an evaluation of any metric other than test accuracy (a GAN's fd_judge, is_judge, kid_judge). Same
 # shape as eval_accuracy (value, metadata epoch_num and elapsed_s) plus metadata "metric" naming it and the
 # evaluation's other figures (Wasserstein estimate, judge class histogram, ...). Classifiers keep MLPerf's
-# eval_accuracy; for GAN runs target_accuracy holds the target score and its metadata names metric and mode.
+# eval_accuracy; for GAN runs target_accuracy holds the target score (its metric and direction: recipe.yaml).
 EVAL_SCORE = "eval_score"
 # Ours: a GAN run's two reference points, logged in init: the scores of the untrained generator and of real
 # training images against the same held-out reference (metadata "untrained", "real"; value null).
