@@ -165,3 +165,16 @@ def test_the_committed_judge_is_what_its_json_and_recipe_say():
     assert meta["command"].startswith("python -m bench run judge --save-model results/judges/judge.pt")
     feats, logits = judge.embed(torch.zeros(2, 3, 32, 32))
     assert feats.shape == (2, r.model.params["widths"][-1]) and logits.shape == (2, 10)
+
+
+def test_a_run_fails_for_collapse_only_once_the_generator_has_moved():
+    """A fresh DCGAN's samples are near-grey and look collapsed; only a generator that scores better than it
+    did untrained, and then collapses, fails the run."""
+    from types import SimpleNamespace
+
+    from bench.run.gan import Evaluation
+
+    ev = SimpleNamespace(untrained=600.0, r=SimpleNamespace(target=SimpleNamespace(mode="min")))
+    assert not Evaluation.moved(ev, 629.0) and Evaluation.moved(ev, 300.0)
+    ev.r.target.mode, ev.untrained = "max", 1.0
+    assert not Evaluation.moved(ev, 1.0) and Evaluation.moved(ev, 1.4)

@@ -169,8 +169,8 @@ def _checks(s: dict) -> list[str]:
     out = ["## Failure checks (the seed's worries)", "",
            "At every evaluation: **mode collapse** (the judge's class histogram of the samples: entropy as a "
            "fraction of uniform, the largest class's share, and the samples' spread in judge space as a fraction "
-           "of real images'; a collapse - share and spread both past the recipe's limits - ends the run as "
-           "failed) and **memorisation** (median distance from a sample to its nearest training image in judge "
+           "of real images'; a collapse - share and spread both past the recipe's limits, once the generator "
+           "scores better than it did untrained - ends the run as failed) and **memorisation** (median distance from a sample to its nearest training image in judge "
            "space, over the same for held-out test images: near 0 means copies; `copies` counts samples closer to "
            "a training image than any test image is).", ""]
     rows = []

@@ -124,6 +124,15 @@ class Evaluation:
         self.noise = torch.randn(recipe.gan.eval_samples, net.generator.nz, 1, 1, generator=g).to(device)
         self.scores = quality.JudgeScores(judge, ref.test_images, real_feats=ref.test_feats)
         self.count = 0
+        self.untrained: Optional[float] = None  # the untrained generator's score (baselines), once known
+
+    def moved(self, value: float) -> bool:
+        """Whether the generator has left its untrained state (scores better than it did then). A fresh
+        DCGAN draws near-uniform grey images that the collapse check cannot tell from a collapse, so a run
+        fails for collapse only after training has moved it: the collapse the seed warns about."""
+        if self.untrained is None:
+            return True
+        return value < self.untrained if self.r.target.mode == "min" else value > self.untrained
 
     @torch.no_grad()
     def samples(self) -> torch.Tensor:
@@ -174,7 +183,7 @@ class Evaluation:
             out["wasserstein"] = self.wasserstein()  # its noise must not shift the run's own draws
         out.update(metric=self.r.target.metric, generator_iters=self.step.generator_updates,
                    critic_iters=self.step.critic_updates, samples=self.save_grid(images, f"eval_{self.count:04d}.png"))
-        if out["collapsed"]:
+        if out["collapsed"] and self.moved(out[self.r.target.metric]):
             names = self.judge.meta.get("classes") or []
             top = int(np.argmax(out["class_counts"]))
             label = names[top] if top < len(names) else str(top)
@@ -243,6 +252,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         gan.warm_up(step, (recipe.data.batch_size, 3, size, size), recipe.warmup_steps, device,
                     input_dtype(recipe), channels_last)
         base = baselines(ev, ds)
+        ev.untrained = base["untrained"][recipe.target.metric]
         records.event(mllog.GAN_BASELINES, {"value": None, **base})
         init_s = clock.ready()
         records.event(mllog.INIT_STOP, {"init_s": init_s})
