@@ -91,7 +91,7 @@ def test_training_counts_and_clipping_bounds():
     clip = gan.GanSettings().clip
     before = max(float(p.detach().abs().max()) for p in net.critic.parameters())
     gan.clip_(net.critic, clip)
-    assert max(float(p.abs().max()) for p in net.critic.parameters()) <= clip < before
+    assert max(float(p.detach().abs().max()) for p in net.critic.parameters()) <= clip < before
     assert isinstance(step.opt_d, torch.optim.RMSprop) and step.opt_d.param_groups[0]["lr"] == 1e-4
 
 
@@ -321,3 +321,17 @@ def test_standard_fid_and_is_from_a_user_supplied_weights_file(tmp_path, monkeyp
     assert math.isfinite(scores["fid"]) and scores["fid"] > 0 and scores["is"] >= 1.0
     with pytest.raises(BenchError, match="gan.inception"):
         quality.inception_metrics(tmp_path / "missing.pth")
+
+
+def test_score_targets_run_the_other_way_for_min_metrics():
+    from bench.core.stats import summarize
+    from bench.core.targets import best, reaches
+    from bench.train.loop import TargetTracker
+
+    assert reaches(240.0, 250.0, "min") and not reaches(260.0, 250.0, "min") and reaches(0.95, 0.94)
+    assert best([300.0, 240.0, 260.0], "min") == 240.0 and best([0.5, 0.7], "max") == 0.7
+    t = TargetTracker(250.0, mode="min")
+    assert not t.observe(300.0, 1.0) and t.observe(249.0, 2.0) and t.best == 249.0 and t.reached_at == 2.0
+    s = summarize([10.0, 12.0, 11.0], [240.0, 238.0, 242.0], [True] * 3, 250.0, mode="min", what="fd_judge")
+    assert s["ttest"]["p"] < 0.05 and s["ttest"]["all_above_target"] is True
+    assert s["ttest"]["hypothesis"].startswith("H0: mean fd_judge >= target; H1: mean fd_judge < target")
