@@ -51,6 +51,19 @@ def cmd_compare(args) -> int:
     return compare.run(args.results, args.target, recipes, None if args.no_plot else args.plot, args.json)
 
 
+def cmd_race(args) -> int:
+    from bench.report import gan_plots, plots, summary
+
+    sums = [summary.compute(summary.load(Path(d))) for d in args.dirs]
+    bad = [d for d, s in zip(args.dirs, sums) if s.get("kind") != "gan"]
+    if bad:
+        raise BenchError(f"{', '.join(map(str, bad))}: not a GAN bundle (kind: gan); race plots is_judge over time")
+    with plots.default_style():
+        gan_plots.race(sums, args.out)
+    print(args.out)
+    return 0
+
+
 def cmd_submit(args) -> int:
     from bench.report.exports import submitter
     from bench.report.submit import submit
@@ -100,6 +113,12 @@ def register(sub) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
     p.add_argument("--json", type=Path, default=None, help="also write the ranked rows as JSON here")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("race", help="is_judge against wall-clock time for GAN bundles (the WGAN-GP paper's "
+                                    "figure 3, in the judge's space)")
+    p.add_argument("dirs", nargs="+", help="report bundles of GAN runs")
+    p.add_argument("--out", type=Path, default=Path("race.png"), help="the PNG to write (default: race.png)")
+    p.set_defaults(func=cmd_race)
 
     p = sub.add_parser("submit", help="verify a bundle and pack it into an MLPerf-style submission tree")
     p.add_argument("dir", type=Path, help="report bundle directory")

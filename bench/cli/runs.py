@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from bench.cli import options
 from bench.core.errors import BenchError
@@ -45,7 +46,7 @@ def cmd_run(args) -> int:
     from bench.run.runner import run_recipe
 
     run_recipe(r, data=args.data, data_dir=args.data_dir, results_path=args.results, runs=args.runs,
-               reports_dir=args.reports)
+               reports_dir=args.reports, save_model=args.save_model)
     return 0
 
 
@@ -84,6 +85,9 @@ def register(sub) -> None:
     options.add_data(run)
     options.add_results(run)
     options.add_reports(run)
+    run.add_argument("--save-model", type=Path, metavar="PATH",
+                     help="keep the (last) run's trained weights in PATH, with PATH.json naming its data, "
+                          "accuracy, recipe hash and the command (how the GAN judge is made)")
     run.set_defaults(func=cmd_run, argv=None)
 
     val = sub.add_parser("validate", help="check recipe files without running them")

@@ -59,7 +59,15 @@ OPT_BASE_LR = "opt_base_learning_rate"
 GRADIENT_ACCUMULATION_STEPS = "gradient_accumulation_steps"
 # Ours, not MLPerf's: the target a run races to (MLPerf fixes targets per benchmark, so it has no key).
 TARGET_ACCURACY = "target_accuracy"
-OUR_KEYS = (TARGET_ACCURACY,)
+# Ours: an evaluation of any metric other than test accuracy (a GAN's fd_judge, is_judge, kid_judge). Same
+# shape as eval_accuracy (value, metadata epoch_num and elapsed_s) plus metadata "metric" naming it and the
+# evaluation's other figures (Wasserstein estimate, judge class histogram, ...). Classifiers keep MLPerf's
+# eval_accuracy; for GAN runs target_accuracy holds the target score (its metric and direction: recipe.yaml).
+EVAL_SCORE = "eval_score"
+# Ours: a GAN run's two reference points, logged in init: the scores of the untrained generator and of real
+# training images against the same held-out reference (metadata "untrained", "real"; value null).
+GAN_BASELINES = "gan_baselines"
+OUR_KEYS = (TARGET_ACCURACY, EVAL_SCORE, GAN_BASELINES)
 # MLPerf's names for numerical precisions (lowest_numerical_precision_* values).
 PRECISION_NAMES = {"fp32": "fp32", "bf16": "bfloat16", "fp16": "fp16"}
 # metadata keys MLPerf attaches to epoch/eval and run_stop events

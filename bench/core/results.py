@@ -23,6 +23,7 @@ from bench.core.errors import BenchError
 COLUMNS = [
     "run_id", "timestamp", "recipe", "recipe_hash", "dataset", "dataset_fingerprint", "seed", "status",
     "time_to_target_s", "wall_s", "init_s", "epochs", "best_acc", "final_acc", "target",
+    "metric", "best_metric", "final_metric",
     "precision", "memory_format", "loader", "data_wait_fraction",
     "device", "device_name", "device_count", "world_size", "nodes", "procs_per_node", "backend",
     "global_batch_size", "gpu_hours", "cost_usd", "price_usd_per_hour", "price_source",
@@ -34,7 +35,7 @@ STATUSES = ("reached", "missed", "aborted", "failed")
 _INT_COLUMNS = {"seed", "device_count", "world_size", "nodes", "procs_per_node", "global_batch_size"}
 _FLOAT_COLUMNS = {
     "time_to_target_s", "wall_s", "init_s", "epochs", "best_acc", "final_acc", "target",
-    "data_wait_fraction", "gpu_hours", "cost_usd", "price_usd_per_hour",
+    "best_metric", "final_metric", "data_wait_fraction", "gpu_hours", "cost_usd", "price_usd_per_hour",
 }
 _BOOL_COLUMNS = {"git_dirty"}
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}

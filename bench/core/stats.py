@@ -54,24 +54,29 @@ def olympic_mean(times: list[float | None]) -> dict:
     return {"value": statistics.fmean(kept), "reason": None}
 
 
-def ttest_above(values: list[float], target: float) -> dict:
-    """One-sided one-sample t-test, H0: mean <= target vs H1: mean > target."""
-    out = {"hypothesis": "H0: mean accuracy <= target; H1: mean accuracy > target (one-sided)",
+def ttest_above(values: list[float], target: float, mode: str = "max", what: str = "accuracy") -> dict:
+    """One-sided one-sample t-test, H0: mean <= target vs H1: mean > target; mode min (a score that is
+    better lower, e.g. fd_judge) turns it round: H0: mean >= target vs H1: mean < target."""
+    better, worse = (">", "<=") if mode == "max" else ("<", ">=")
+    out = {"hypothesis": f"H0: mean {what} {worse} target; H1: mean {what} {better} target (one-sided)",
            "t": None, "p": None, "df": None, "reason": None, "all_above_target": None}
     n = len(values)
     if n < 2:
         out["reason"] = f"needs at least 2 runs, got {n}"
         return out
     out["df"] = n - 1
+    side = "above" if mode == "max" else "below"
+    beyond = (lambda v: v > target) if mode == "max" else (lambda v: v < target)
     if max(values) == min(values):
-        above = values[0] > target
+        above = beyond(values[0])
         out["all_above_target"] = above
         out["reason"] = (f"zero variance: every run scored {values[0]!r}, which is "
-                         f"{'above' if above else 'not above'} the target {target!r}")
+                         f"{side if above else 'not ' + side} the target {target!r}")
         return out
-    res = sps.ttest_1samp(values, target, alternative="greater")
+    res = sps.ttest_1samp(values, target, alternative="greater" if mode == "max" else "less")
+    # all_above_target: every run on the better side of the target (below it, for a min metric)
     out.update(t=float(res.statistic), p=float(res.pvalue),
-               all_above_target=min(values) > target)
+               all_above_target=all(beyond(v) for v in values))
     return out
 
 
@@ -85,7 +90,7 @@ def _check(name: str, values: list, n: int) -> None:
 
 
 def summarize(times: list[float | None], accs: list[float], reached: list[bool],
-              target: float, confidence: float = 0.95) -> dict:
+              target: float, confidence: float = 0.95, mode: str = "max", what: str = "accuracy") -> dict:
     """JSON-ready summary of N runs. times[i] is run i's time-to-target, None if it missed."""
     n = len(times)
     if n == 0:
@@ -111,5 +116,5 @@ def summarize(times: list[float | None], accs: list[float], reached: list[bool],
         "time": describe(hit, confidence),
         "olympic_time": olympic_mean(times),
         "accuracy": describe(list(accs), confidence),
-        "ttest": ttest_above(list(accs), target),
+        "ttest": ttest_above(list(accs), target, mode, what),
     }

@@ -20,12 +20,25 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
     "wrn": ("wrn", "wrn"),
     "resnet9": ("resnet9", "resnet9"),
 }
+# Generator + critic pairs for GAN recipes (kind: gan). Kept apart from the classifiers above, which
+# code and tests iterate over as "every classifier" (speed profiles, shape checks against num_classes).
+GAN_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "dcgan": ("dcgan", "dcgan"),
+}
+
+
+def _all() -> dict[str, tuple[str, str]]:
+    return {**ARCHITECTURES, **GAN_ARCHITECTURES}
+
+
+def _names() -> str:
+    return f"{', '.join(sorted(ARCHITECTURES))} (classifiers), {', '.join(sorted(GAN_ARCHITECTURES))} (kind: gan)"
 
 
 def _known(arch: str) -> tuple[str, str]:
-    if arch not in ARCHITECTURES:
-        raise BenchError(f"model.arch {arch!r} is unknown; choose one of: {', '.join(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[arch]
+    if arch not in _all():
+        raise BenchError(f"model.arch {arch!r} is unknown; choose one of: {_names()}")
+    return _all()[arch]
 
 
 def builder(arch: str) -> Callable:
@@ -52,8 +65,8 @@ def model_params(arch: str) -> dict[str, Any]:
 
 def param_problems(arch: str, params: dict) -> list[str]:
     """Recipe errors in `model.arch` / `model.params`, each naming the field and what is allowed."""
-    if arch not in ARCHITECTURES:
-        return [f"model.arch: {arch!r} is not a known architecture; allowed: {', '.join(sorted(ARCHITECTURES))}"]
+    if arch not in _all():
+        return [f"model.arch: {arch!r} is not a known architecture; allowed: {_names()}"]
     allowed = model_params(arch)
     return [f"model.params.{key} is not a parameter of {arch!r}; allowed: {', '.join(allowed)}"
             for key in params if key not in allowed]

@@ -5,8 +5,8 @@
 A recipe names an architecture from bench.models and checks its parameters against that catalogue,
 which is read without importing torch, so `bench validate` stays light."""
 from bench.recipe.files import family_files, load, load_raw, resolve_path
-from bench.recipe.schema import (Augmentation, Data, Hardware, Model, Optim, Price, Provenance, Recipe, Schedule,
+from bench.recipe.schema import (METRICS, Augmentation, Data, Gan, Hardware, Model, Optim, Price, Provenance, Recipe, Schedule,
                                  Target, from_dict)
 
-__all__ = ["Augmentation", "Data", "Hardware", "Model", "Optim", "Price", "Provenance", "Recipe", "Schedule",
+__all__ = ["METRICS", "Augmentation", "Data", "Gan", "Hardware", "Model", "Optim", "Price", "Provenance", "Recipe", "Schedule",
            "Target", "family_files", "from_dict", "load", "load_raw", "resolve_path"]

@@ -79,7 +79,7 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Optim:
-    optimizer: Literal["sgd"] = "sgd"
+    optimizer: Literal["sgd"] = _spec("sgd", doc="classifiers; kind: gan reads only optim.epochs (see gan)")
     lr: float = _spec(0.4, lo=0.0, lo_open=True, hi=100.0)
     momentum: float = _spec(0.9, lo=0.0, hi=1.0, doc="used by schedules that do not drive momentum")
     nesterov: bool = False
@@ -90,11 +90,48 @@ class Optim:
     schedule: Schedule = _spec(factory=Schedule)
 
 
+# A target's metric, the direction that is better, and its allowed values (lo, hi). test_acc is a fraction;
+# the judge scores (bench.train.quality) live in the feature space of a classifier this harness trained:
+# fd_judge and kid_judge are distances (lower is better), is_judge an inception-style score in [1, classes].
+METRICS = {"test_acc": ("max", 0.0, 1.0), "fd_judge": ("min", 0.0, None), "kid_judge": ("min", 0.0, None),
+           "is_judge": ("max", 1.0, None)}
+
+
 @dataclass(frozen=True)
 class Target:
-    metric: Literal["test_acc"] = "test_acc"
-    value: float = _spec(0.94, lo=0.0, lo_open=True, hi=1.0, doc="a fraction: 0.94 means 94%")
+    metric: Literal["test_acc", "fd_judge", "is_judge", "kid_judge"] = _spec(
+        "test_acc", doc="test_acc for classifiers; fd_judge | is_judge | kid_judge for kind: gan")
+    value: float = _spec(0.94, lo=0.0, lo_open=True, doc="test_acc: a fraction (0.94 means 94%); else the score")
     eval_every: int = _spec(1, lo=1, doc="evaluate the full test set every this many epochs")
+    mode: Literal["max", "min"] = _spec("max", doc="max: reached when the metric is >= value; min: <= value")
+
+
+@dataclass(frozen=True)
+class Gan:
+    """Wasserstein GAN training (kind: gan). An epoch is `gen_iters_per_epoch` generator iterations; the
+    networks (image size, noise length nz, widths) are model.params of arch dcgan."""
+    loss: Literal["clip", "gp"] = _spec("clip", doc="clip: WGAN weight clipping; gp: WGAN-GP gradient penalty")
+    clip: float = _spec(0.01, lo=0.0, lo_open=True, doc="clip: critic weights are clamped to [-clip, clip]")
+    gp_lambda: float = _spec(10.0, lo=0.0, lo_open=True, doc="gp: weight of the gradient penalty")
+    n_critic: int = _spec(5, lo=1, hi=10000, doc="critic steps per generator step")
+    warm_critic: int = _spec(100, lo=1, hi=100000, doc="critic steps in the first `warm_gen_iters` generator "
+                             "iterations and at every `every`-th one (the seed's 100)")
+    warm_gen_iters: int = _spec(25, lo=0, doc="generator iterations that get `warm_critic` critic steps (25)")
+    every: int = _spec(500, lo=0, doc="every this many generator iterations get `warm_critic` steps (500); 0: never")
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    lr: float = _spec(1e-4, lo=0.0, lo_open=True, hi=1.0, doc="both networks (the seed: RMSprop 1e-4)")
+    betas: list = _spec(factory=lambda: [0.0, 0.9], doc="adam: (beta1, beta2); WGAN-GP paper: 0.0, 0.9")
+    gen_iters_per_epoch: int = _spec(100, lo=1, doc="generator iterations between evaluations")
+    eval_samples: int = _spec(2000, lo=16, doc="generated images scored at each evaluation")
+    judge: str = _spec("results/judges/judge.pt", doc="the judge checkpoint (bench run ... --save-model)")
+    inception: Optional[str] = _spec(None, doc="path of torch-fidelity's Inception weights file: adds standard "
+                                     "FID and IS to each evaluation (nothing is downloaded)")
+    collapse_share: float = _spec(0.9, lo=0.0, lo_open=True, hi=1.0, doc="mode collapse: largest judge class "
+                                  "share at or above this ...")
+    collapse_spread: float = _spec(0.1, lo=0.0, hi=1.0, doc="... and sample spread in judge space below this "
+                                   "fraction of the real images' spread")
+    memorised_ratio: float = _spec(0.5, lo=0.0, hi=1.0, doc="memorisation flagged when samples' nearest-training-"
+                                   "image distance falls below this fraction of the test images' own")
 
 
 @dataclass(frozen=True)
@@ -115,6 +152,7 @@ class Price:
 @dataclass(frozen=True)
 class Recipe:
     name: str = field(metadata={"doc": "letters, digits, '_', '-', '.': it names the report bundle folder"})
+    kind: Literal["classifier", "gan"] = _spec("classifier", doc="gan: a generator raced to a sample-quality target")
     provenance: Provenance = _spec(factory=Provenance)
     model: Model = _spec(factory=Model)
     data: Data = _spec(factory=Data)
@@ -130,6 +168,7 @@ class Recipe:
     runs: int = _spec(1, lo=1, hi=1000)
     seed: int = _spec(0, lo=0, hi=2**31 - 1)
     price: Price = _spec(factory=Price)
+    gan: Gan = _spec(factory=Gan, doc="kind: gan only")
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -145,11 +184,34 @@ class Recipe:
         return self.hardware.procs_per_node * self.hardware.nodes
 
 
+# Fields added after recipes were first hashed, each with the value that means "as before the field existed".
+# A recipe at that value hashes as it did then: results stay comparable across versions of the harness, and
+# bundles written before the field existed still verify. A field added later goes here with its default.
+ADDED_FIELDS = {
+    ("kind",): "classifier",
+    ("gan",): dataclasses.asdict(Gan()),
+    ("target", "mode"): "max",
+    ("provenance", "differs"): "",
+    ("data", "augment", "brightness"): 0.0,
+    ("data", "augment", "contrast"): 0.0,
+    ("data", "augment", "saturation"): 0.0,
+    ("data", "augment", "rotate"): 0.0,
+}
+
+
 def resolved_hash(resolved: dict) -> str:
     """The hash of a resolved recipe as a plain mapping (Recipe.to_dict(), or a bundle's recipe.yaml read back):
-    it depends on the values written, not on the schema of the day, so a bundle written before a field was
-    added still hashes to what its header says."""
-    d = {k: v for k, v in resolved.items() if k != "runs"}
+    it depends on the values written, not on the schema of the day, and fields added later count only once a
+    recipe moves off their "as before" value (ADDED_FIELDS), so a bundle written before they existed still
+    hashes to what its header says."""
+    d = json.loads(json.dumps({k: v for k, v in resolved.items() if k != "runs"}, default=str))
+    for path, before in ADDED_FIELDS.items():
+        *parents, leaf = path
+        holder = d
+        for key in parents:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and leaf in holder and holder[leaf] == json.loads(json.dumps(before)):
+            del holder[leaf]
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -253,9 +315,46 @@ def _check_cross_fields(r: Recipe, errors: list[str]) -> None:
     s = r.optim.schedule
     if s.min_mom > s.max_mom:
         errors.append(f"optim.schedule.min_mom: {s.min_mom} is above max_mom {s.max_mom}; allowed: <= max_mom")
+    _check_target(r, errors)
+    if r.kind == "gan":
+        _check_gan(r, errors)
+    elif r.model.arch == "dcgan":
+        errors.append("model.arch: 'dcgan' is a generator and critic; set kind: gan (see recipes/wgan.yaml)")
+    elif r.target.metric != "test_acc":
+        errors.append(f"target.metric: {r.target.metric!r} scores generated samples; a classifier's target is "
+                      f"'test_acc' (or set kind: gan)")
     if r.target.eval_every > r.optim.epochs:
         errors.append(f"target.eval_every: {r.target.eval_every} is more than optim.epochs "
                       f"{r.optim.epochs}: the target would never be checked; allowed: <= optim.epochs")
+
+
+def _check_target(r: Recipe, errors: list[str]) -> None:
+    t = r.target
+    mode, lo, hi = METRICS[t.metric]
+    if t.mode != mode:
+        errors.append(f"target.mode: {t.mode!r} but {t.metric} is better when {'higher' if mode == 'max' else 'lower'}; "
+                      f"allowed for {t.metric}: {mode!r}")
+    if (hi is not None and t.value > hi) or t.value < lo:
+        allowed = f">= {lo}" + (f" and <= {hi}" if hi is not None else "")
+        unit = " (a fraction: 0.94 means 94%)" if t.metric == "test_acc" else ""
+        errors.append(f"target.value: {t.value!r} is out of range for {t.metric}; allowed: {allowed}{unit}")
+
+
+def _check_gan(r: Recipe, errors: list[str]) -> None:
+    g = r.gan
+    if r.target.metric == "test_acc":
+        errors.append("target.metric: 'test_acc' means nothing for kind: gan; allowed: fd_judge (mode min), "
+                      "is_judge (mode max), kid_judge (mode min)")
+    if len(g.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in g.betas):
+        errors.append(f"gan.betas: {g.betas!r}; allowed: two numbers in [0, 1), e.g. [0.0, 0.9]")
+    unused = {f.name for f in dataclasses.fields(Optim)} - {"epochs"}
+    default = Optim()
+    for name in sorted(unused):
+        if getattr(r.optim, name) != getattr(default, name):
+            errors.append(f"optim.{name}: {getattr(r.optim, name)!r} is not used by kind: gan (it reads only "
+                          f"optim.epochs); set the GAN's optimiser under gan: (optimizer, lr, betas)")
+    if r.model.arch != "dcgan":
+        errors.append(f"model.arch: {r.model.arch!r} is a classifier; kind: gan needs 'dcgan'")
 
 
 def from_dict(data: dict, where: str = "<recipe>") -> Recipe:

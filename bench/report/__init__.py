@@ -11,17 +11,26 @@ from pathlib import Path
 
 def finalize(bundle_dir) -> dict:
     """Write every derived file from the raw files alone, then the MANIFEST; returns the summary."""
-    from bench.report import exports, manifest, markdown, plots, summary
+    from bench.core.results import atomic_write
+    from bench.report import exports, gan_plots, manifest, plots, summary
 
     bundle = Path(bundle_dir)
     raw = summary.load(bundle)
     s = summary.compute(raw)
     summary.write(bundle, s)
     exports.write(bundle, s, {r["run_id"]: r for r in raw.rows if r.get("run_id")})
-    plots.write(bundle, s, raw.logs)
-    markdown.write(bundle, s)
+    (gan_plots if s.get("kind") == "gan" else plots).write(bundle, s, raw.logs)
+    text = render_markdown(s)
+    atomic_write(bundle / "report.md", lambda f: f.write(text))
     manifest.write(bundle)
     return s
 
 
-__all__ = ["finalize"]
+def render_markdown(s: dict) -> str:
+    """report.md's text: a classifier's (bench.report.markdown) or a score target's (bench.report.gan)."""
+    from bench.report import gan, markdown
+
+    return gan.render(s) if s.get("kind") == "gan" else markdown.render(s)
+
+
+__all__ = ["finalize", "render_markdown"]

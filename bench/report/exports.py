@@ -117,6 +117,8 @@ def missing_for_dawnbench(doc: dict, summary: dict) -> list[str]:
 
 def write(bundle: Path, summary: dict, rows_by_id: dict[str, dict]) -> list[str]:
     """Write both files for every run that has a directory; returns the relative paths written."""
+    if summary.get("kind") == "gan":
+        return []  # DAWNBench's format is test top-1 against time: a GAN run has no accuracy to export
     written = []
     for run in summary["runs"]:
         d = Path(bundle) / "runs" / run["run_id"]

@@ -14,7 +14,8 @@ from bench.core.results import atomic_write
 
 NAME = "MANIFEST"
 PLOTS = ("plots/accuracy_vs_time.png", "plots/time_to_target.png", "plots/telemetry.png")
-DERIVED_TOP = ("summary.json", "report.md", *PLOTS)
+GAN_PLOTS = ("plots/quality_vs_time.png", "plots/wasserstein.png", "plots/is_judge_vs_time.png")  # kind: gan
+DERIVED_TOP = ("summary.json", "report.md", *PLOTS, *GAN_PLOTS)
 DERIVED_PER_RUN = ("dawnbench.tsv", "dawnbench.json")
 _LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
 

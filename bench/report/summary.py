@@ -25,6 +25,10 @@ from bench.core import mllog
 from bench.core.errors import BenchError
 from bench.core.results import atomic_write, cost, device_hours, read_records
 from bench.core.prices import LEGACY_CPU_SOURCE
+from bench.core.targets import best, reaches
+
+# metadata of an eval_score event that is not one of the evaluation's figures
+_EVAL_META = ("file", "lineno", mllog.EPOCH_NUM, "elapsed_s")
 
 SCHEMA = "bench-summary/1"
 RAW_TOP = ("recipe.yaml", "env.json", "dataset.json", "results.csv")
@@ -65,6 +69,14 @@ class Raw:
     @property
     def target(self) -> float:
         return float(self.recipe["target"]["value"])
+
+    @property
+    def metric(self) -> str:
+        return (self.recipe.get("target") or {}).get("metric") or "test_acc"
+
+    @property
+    def mode(self) -> str:
+        return (self.recipe.get("target") or {}).get("mode") or "max"
 
     @property
     def target_counts(self) -> bool:
@@ -185,10 +197,12 @@ def _number(value, where: str, what: str, allow_none: bool = False):
     return value
 
 
-def run_facts(run_id: str, events: list[dict], target: float, target_counts: bool = True) -> dict:
-    """What one run did, from its event log. `log_problems` lists where the log contradicts itself."""
+def run_facts(run_id: str, events: list[dict], target: float, target_counts: bool = True, mode: str = "max") -> dict:
+    """What one run did, from its event log. `log_problems` lists where the log contradicts itself.
+    Evaluations are eval_accuracy events (classifiers) or eval_score events (any other metric, bench.core.mllog;
+    their other figures are kept under "extras"); `mode` says whether higher (max) or lower (min) is better."""
     where = log_path(run_id)
-    seed = init_s = logged_target = train_samples = eval_samples = None
+    seed = init_s = logged_target = train_samples = eval_samples = baselines = None
     evals: list[dict] = []
     epochs_stopped = 0
     stop = None
@@ -206,10 +220,14 @@ def run_facts(run_id: str, events: list[dict], target: float, target_counts: boo
             init_s = _number(meta.get("init_s"), at, "init_stop metadata init_s", allow_none=True)
         elif key == mllog.EPOCH_STOP:
             epochs_stopped += 1
-        elif key == mllog.EVAL_ACCURACY:
-            evals.append({"epoch": _number(meta.get(mllog.EPOCH_NUM), at, "eval_accuracy epoch_num"),
-                          "elapsed_s": _number(meta.get("elapsed_s"), at, "eval_accuracy elapsed_s"),
-                          "acc": _number(ev["value"], at, "eval_accuracy value")})
+        elif key in (mllog.EVAL_ACCURACY, mllog.EVAL_SCORE):
+            evals.append({"epoch": _number(meta.get(mllog.EPOCH_NUM), at, f"{key} epoch_num"),
+                          "elapsed_s": _number(meta.get("elapsed_s"), at, f"{key} elapsed_s"),
+                          "acc": _number(ev["value"], at, f"{key} value")})
+            if key == mllog.EVAL_SCORE:
+                evals[-1]["extras"] = {k: v for k, v in meta.items() if k not in _EVAL_META}
+        elif key == mllog.GAN_BASELINES:
+            baselines = {k: v for k, v in meta.items() if k not in ("file", "lineno")}
         elif key == mllog.RUN_STOP:
             stop = (line, meta)
     problems: list[str] = []
@@ -224,7 +242,7 @@ def run_facts(run_id: str, events: list[dict], target: float, target_counts: boo
         wall_s = _number(meta.get("wall_s"), at, "run_stop metadata wall_s", allow_none=True)
         said = meta.get("bench_status")
         fit_done = meta.get("epochs") is not None
-        reached = target_counts and any(e["acc"] >= target for e in evals)
+        reached = target_counts and any(reaches(e["acc"], target, mode) for e in evals)
         status = said if said in ("aborted", "failed") else ("reached" if reached else "missed")
         if said != status:
             problems.append(f"{at}: run_stop says bench_status {said!r} but the evaluations make it {status!r}")
@@ -239,12 +257,14 @@ def run_facts(run_id: str, events: list[dict], target: float, target_counts: boo
             counted = evals[:-1]  # bench.train.loop stops on the diverged epoch before that eval counts as best
         facts.update(
             epochs=epochs_stopped,
-            best_acc=max((e["acc"] for e in counted), default=None),
+            best_acc=best((e["acc"] for e in counted), mode),
             final_acc=evals[-1]["acc"] if evals else None,
-            time_to_target_s=next((e["elapsed_s"] for e in evals if e["acc"] >= target), None)
+            time_to_target_s=next((e["elapsed_s"] for e in evals if reaches(e["acc"], target, mode)), None)
             if status == "reached" else None)
         _check_stop(stop, facts, where, problems)
     facts["log_problems"] = problems
+    if baselines is not None:
+        facts["baselines"] = baselines
     return facts
 
 
@@ -290,14 +310,16 @@ def priced(raw: Raw, facts: dict) -> dict:
     return {"device_hours": hours, "cost_usd": usd}
 
 
-def summarize_runs(runs: list[dict], target: float) -> tuple[dict | None, str | None]:
+def summarize_runs(runs: list[dict], target: float, mode: str = "max",
+                   what: str = "accuracy") -> tuple[dict | None, str | None]:
     from bench.core.stats import summarize
 
     included = [r for r in runs if r["status"] in INCLUDED and r["final_acc"] is not None]
     if not included:
         return None, "no run finished (every run was aborted or failed), so there is nothing to summarise"
     times = [r["time_to_target_s"] if r["status"] == "reached" else None for r in included]
-    return summarize(times, [r["final_acc"] for r in included], [t is not None for t in times], target), None
+    return summarize(times, [r["final_acc"] for r in included], [t is not None for t in times], target,
+                     mode=mode, what=what), None
 
 
 def compute(raw: Raw) -> dict:
@@ -305,17 +327,18 @@ def compute(raw: Raw) -> dict:
     r, env = raw.recipe, raw.env
     runs = []
     for rid, events in raw.logs.items():
-        facts = run_facts(rid, events, raw.target, raw.target_counts)
+        facts = run_facts(rid, events, raw.target, raw.target_counts, raw.mode)
         facts.update(priced(raw, facts))
         runs.append(facts)
-    stats, note = summarize_runs(runs, raw.target)
+    stats, note = summarize_runs(runs, raw.target, raw.mode,
+                                 "accuracy" if raw.metric == "test_acc" else raw.metric)
     first_row = raw.rows[0] if raw.rows else {}
     first_run = runs[0] if runs else {}
     data = r.get("data") or {}
     git = env.get("git") or {}
     price_row = next((row for row in raw.rows if row.get("price_source")), {})
     known = [x for x in runs if x["device_hours"] is not None]
-    return {
+    out = {
         "schema": SCHEMA,
         "recipe": {"name": r.get("name"), "hash": raw.recipe_hash, "model": (r.get("model") or {}).get("arch"),
                    "model_params": (r.get("model") or {}).get("params"), "provenance": r.get("provenance")},
@@ -354,6 +377,11 @@ def compute(raw: Raw) -> dict:
         "stats": stats,
         "stats_note": note,
     }
+    if raw.metric != "test_acc":  # a score target (kind: gan): the same summary, the metric by name
+        from bench.report.gan import score_summary
+
+        score_summary(out, raw)
+    return out
 
 
 def _int(text):

@@ -31,6 +31,7 @@ class RunContext:
     flops: dict = field(default_factory=dict)  # per image: forward, train_step (rank 0; {"error": ...} if uncountable)
     first_run: int = 0  # runs before this set (a resumed sweep): seeds continue after them
     say: Callable[[str], None] = print
+    save_model: Optional[Path] = None  # bench run --save-model: the last run's weights go here (rank 0)
 
     @property
     def is_main(self) -> bool:

@@ -42,12 +42,14 @@ class RunRecords:
         r, d = self.ctx.recipe, self.ctx.dctx
         self.log.start(mllog.INIT_START)
         mllog.log_header(
-            self.log, benchmark="cifar10_time_to_accuracy", org=self.ctx.env.get("submission_org") or "unknown",
+            self.log, benchmark="cifar10_time_to_accuracy" if r.kind == "classifier" else "gan_time_to_quality",
+            org=self.ctx.env.get("submission_org") or "unknown",
             platform=f"{d.world_size}x{self.ctx.mach.device_name}", seed=seed,
             rank_seeds=[dist.rank_seed(seed, k) for k in range(d.world_size)],
             global_batch_size=r.data.batch_size * d.world_size, micro_batch_size=r.data.batch_size,
             train_samples=len(ds.train), eval_samples=len(ds.test), precision=r.precision,
-            config_filename=f"{r.name}.yaml", base_lr=r.optim.lr, target=r.target.value)
+            config_filename=f"{r.name}.yaml", base_lr=r.gan.lr if r.kind == "gan" else r.optim.lr,
+            target=r.target.value)
 
     def event(self, key: str, meta: dict) -> None:
         """The training loop's event sink (fit's on_event)."""
@@ -56,7 +58,7 @@ class RunRecords:
 
     def epoch(self, record: EpochRecord) -> None:
         self.epochs.append(record)
-        self.ctx.say(rows.epoch_line(record, self.ctx.dctx.world_size))
+        self.ctx.say(rows.epoch_line(record, self.ctx.dctx.world_size, self.ctx.recipe.target.metric))
 
     def start_run(self) -> None:
         self.sampler.start()
@@ -89,7 +91,7 @@ class RunRecords:
         wall = self.clock.wall()
         samples = self.sampler.stop() if self.sampler.started else []
         row.update(status=status, error=error, wall_s=wall, init_s=self.clock.init_s)
-        row.update(rows.epoch_fields(ctx, self.epochs))
+        row.update(rows.epoch_fields(ctx, self.epochs, failed=status == "failed"))
         if result is not None:
             row["time_to_target_s"] = result.time_to_target_s
         row["energy_j"], row["energy_method"] = self.sampler.energy(samples)

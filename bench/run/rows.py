@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from bench.core.results import cost_fields
+from bench.core.targets import best
 from bench.data.types import Dataset
 from bench.run.context import RunContext
 from bench.system.dist import backend_name
@@ -29,7 +30,7 @@ def row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
         "recipe": r.name, "recipe_hash": ctx.recipe_hash,
         "dataset": ds.identity.name, "dataset_fingerprint": ds.identity.fingerprint,
         "train_images": len(ds.train), "test_images": len(ds.test),
-        "seed": seed, "target": r.target.value,
+        "seed": seed, "target": r.target.value, "metric": r.target.metric,
         "precision": r.precision, "memory_format": r.memory_format, "loader": r.data.loader,
         "model": r.model.arch, "compile": r.compile,
         "device": ctx.device.type, "device_name": ctx.mach.device_name,
@@ -43,17 +44,22 @@ def row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
     }
 
 
-def epoch_fields(ctx: RunContext, done: list[EpochRecord]) -> dict:
-    """What the finished epochs say; images/s is scaled to all ranks (each trains an equal shard)."""
+def epoch_fields(ctx: RunContext, done: list[EpochRecord], failed: bool = False) -> dict:
+    """What the finished epochs say; images/s is scaled to all ranks (each trains an equal shard).
+    best_metric / final_metric: the target metric (accuracy for classifiers), best in its own direction;
+    as in bench.report.summary, a failed run's last evaluation (the one that failed it) is not its best."""
     if not done:
         return {}
+    values = [r.metric_value for r in done if r.metric_value is not None]
+    counted = values[:-1] if failed and done[-1].metric_value is not None else values
     accs = [r.test_acc for r in done if r.test_acc is not None]
     train_s = sum(r.epoch_s for r in done)
     per_rank = sum(r.images_per_s * r.epoch_s for r in done) / train_s if train_s else None
     images_per_s = per_rank * ctx.dctx.world_size if per_rank else None
     out = {"epochs": len(done), "best_acc": max(accs) if accs else None, "final_acc": accs[-1] if accs else None,
            "data_wait_fraction": data_wait_fraction(done), "images_per_s": images_per_s,
-           "epoch_s_mean": train_s / len(done)}
+           "epoch_s_mean": train_s / len(done),
+           "best_metric": best(counted, ctx.recipe.target.mode), "final_metric": values[-1] if values else None}
     if ctx.is_main:
         out.update(model_cost(ctx, images_per_s))
     return out
@@ -73,13 +79,19 @@ def costs(ctx: RunContext, wall_s: float) -> dict:
                        ctx.recipe.price.usd_per_gpu_hour, ctx.recipe.price.source)
 
 
-def epoch_line(r: EpochRecord, world_size: int = 1) -> str:
-    acc = f"{r.test_acc * 100:6.2f}%" if r.test_acc is not None else "   -   "
-    return (f"  epoch {r.epoch:3d}  {r.elapsed_s:8.1f}s  loss {r.train_loss:.4f}  test {acc}  "
+def epoch_line(r: EpochRecord, world_size: int = 1, metric: str = "test_acc") -> str:
+    if metric == "test_acc":
+        acc = "test " + (f"{r.test_acc * 100:6.2f}%" if r.test_acc is not None else "   -   ")
+    else:
+        acc = f"{metric} " + (f"{r.metric_value:8.4g}" if r.metric_value is not None else "   -    ")
+    return (f"  epoch {r.epoch:3d}  {r.elapsed_s:8.1f}s  loss {r.train_loss:.4f}  {acc}  "
             f"lr {r.lr:.4f}  {r.images_per_s * world_size:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
 
 
 def summary_line(row: dict) -> str:
+    metric = row.get("metric") or "test_acc"
+    if metric != "test_acc":
+        return _score_line(row, metric)
     if row["status"] == "reached":
         what = f"reached {row['target']:.2%} in {row['time_to_target_s']:.1f}s"
     else:
@@ -91,6 +103,20 @@ def summary_line(row: dict) -> str:
     cost_txt = f"${cost:.4f}" if cost is not None else "cost unknown"
     return (f"{what}  (init {row['init_s']:.1f}s, wall {row['wall_s']:.1f}s, {row['gpu_hours']:.4f} "
             f"{'GPU' if row['device'] == 'cuda' else 'device'}-hours, {cost_txt}; price: {row['price_source']})")
+
+
+def _score_line(row: dict, metric: str) -> str:
+    """summary_line for a score target (fd_judge, ...): the same facts, the metric by name."""
+    t = row["target"]
+    if row["status"] == "reached":
+        what = f"reached {metric} {t:g} in {row['time_to_target_s']:.1f}s"
+    else:
+        b = row.get("best_metric")
+        what = f"{row['status']}: best {metric} {b:.4g}, target {t:g}" if b is not None else row["status"]
+        if row["status"] in ("aborted", "failed") and row.get("error"):
+            what += f" ({row['error']})"
+    return f"{what}  (init {row['init_s']:.1f}s, wall {row['wall_s']:.1f}s, {row['gpu_hours']:.4f} " \
+           f"{'GPU' if row['device'] == 'cuda' else 'device'}-hours)"
 
 
 def recorded_line(row: dict, where: Path | str) -> str:

@@ -42,6 +42,10 @@ def _on_sigterm(signum, frame):
 def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
     """Train once to the target and return the results row (also recorded, on rank 0)."""
     recipe, dctx = ctx.recipe, ctx.dctx
+    if recipe.kind == "gan":  # the same records, clock and loop; other parts (bench.run.gan)
+        from bench.run import gan
+
+        return gan.run_once(ctx, ds, index, clock)
     run_id = new_run_id() if dctx.is_main else "rank%d" % dctx.rank
     seed = recipe.seed + index  # distinct per run; each rank adds its rank on top
     with RunRecords(ctx, ds, run_id, seed, clock) as records:
@@ -69,13 +73,19 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
                 on_epoch=records.epoch, on_event=records.event, on_step=bar.step)
         finally:
             bar.close()
-        return records.finish(result)
+        row = records.finish(result)
+        if ctx.save_model is not None and dctx.is_main:
+            from bench.run.checkpoint import save_model
+
+            save_model(ctx.save_model, bare, recipe, row, ds, ctx.env.get("argv"))
+        return row
 
 
 def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional[Path] = None,
                results_path: Path = Path("results/results.csv"), runs: Optional[int] = None,
                reports_dir: Optional[Path] = Path("results/reports"), argv: Optional[list[str]] = None,
-               first_run: int = 0, say: Callable[[str], None] = print) -> tuple[list[dict], Optional[Path]]:
+               first_run: int = 0, say: Callable[[str], None] = print,
+               save_model: Optional[Path] = None) -> tuple[list[dict], Optional[Path]]:
     """Run `runs` times (default: the recipe's), append one row per run to the table and write the report
     bundle (rank 0). Returns the rows and the bundle directory. Run i uses seed recipe.seed + first_run + i,
     so a resumed set (bench sweep topping up) continues with new seeds."""
@@ -92,6 +102,10 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
         raise BenchError(f"hardware: the recipe asks for {recipe.world_size} processes but the launcher started "
                          f"{dctx.world_size}; use --set hardware.procs_per_node=... / hardware.nodes=... to match")
     asked, recipe = recipe, machine.settle(recipe, device_type, say=say)  # rows and bundle keep `asked`
+    if recipe.kind == "gan":
+        from bench.run import gan
+
+        gan.check(recipe, dctx.world_size)
     if dctx.is_main:
         check_table(Path(results_path))  # a table that cannot take the row is refused before anything trains
     if dctx.grouped:
@@ -107,8 +121,13 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
         env = {**envinfo.capture(device_type), "argv": list(argv or sys.argv),
                "submission_org": os.environ.get("BENCH_ORG") or "unknown"}
         source = data or recipe.data.source
-        ds = parts.load_data(recipe, source, data_dir)
-        flops = parts.count_flops(recipe, device) if dctx.is_main else {}
+        if recipe.kind == "gan":
+            from bench.run import gan
+
+            ds, flops = gan.load_data(recipe, source, data_dir), {}
+        else:
+            ds = parts.load_data(recipe, source, data_dir)
+            flops = parts.count_flops(recipe, device) if dctx.is_main else {}
         if dctx.is_main and reports_dir is not None:
             from bench.data.sources import describe
 
@@ -118,9 +137,9 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
                                            "data_dir": str(data_dir or "")})
             bundle.write_json("dataset.json", describe(ds.identity))
         ctx = RunContext(recipe, asked.hash, source, data_dir, Path(results_path), device, mach, dctx, threads, env,
-                         bundle, flops, first_run, say)
+                         bundle, flops, first_run, say, save_model)
         warning = target_warning(recipe.data.source, recipe.target.value, ds.identity)
-        if warning:
+        if warning and recipe.kind == "classifier":
             say(warning)
         say(f"{recipe.name}  [{asked.hash}]  data {ds.identity.name} ({ds.identity.short})  "
             f"{len(ds.train)} train / {len(ds.test)} test  on {device_type} x{dctx.world_size}  "

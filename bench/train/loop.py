@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from bench.core.clock import Clock
+from bench.core.targets import best, reaches
 from bench.train.optim import Scheduled
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -29,6 +30,7 @@ class EpochRecord:
     data_wait_s: float
     epoch_s: float
     eval_s: float = 0.0
+    metric_value: Optional[float] = None  # the target metric at this evaluation (test_acc, fd_judge, ...)
 
 
 @dataclass
@@ -49,16 +51,17 @@ def data_wait_fraction(records: list[EpochRecord]) -> Optional[float]:
 
 
 class TargetTracker:
-    """Decides when a run has reached its target; only evaluations count, never training accuracy."""
+    """Decides when a run has reached its target; only evaluations count, never training accuracy.
+    `mode` says which way is better (max: accuracy, is_judge; min: fd_judge)."""
 
-    def __init__(self, target: float, counts: bool = True):
-        self.target, self.counts = target, counts
+    def __init__(self, target: float, counts: bool = True, mode: str = "max"):
+        self.target, self.counts, self.mode = target, counts, mode
         self.best: Optional[float] = None
         self.reached_at: Optional[float] = None
 
     def observe(self, acc: float, elapsed: float) -> bool:
-        self.best = acc if self.best is None else max(self.best, acc)
-        if self.counts and self.reached_at is None and acc >= self.target:
+        self.best = best([self.best, acc], self.mode)
+        if self.counts and self.reached_at is None and reaches(acc, self.target, self.mode):
             self.reached_at = elapsed
             return True
         return False
@@ -133,12 +136,24 @@ def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[
         label_smoothing: float = 0.0, target_counts: bool = True,
         on_epoch: Callable[[EpochRecord], None] = lambda r: None,
         on_event: Callable[[str, dict], None] = lambda key, meta: None,
-        on_step: Callable[[int, int], None] = lambda step, steps: None) -> FitResult:
-    """`train_batches` has `epoch(e)` yielding (images, labels) and `len()` batches per epoch.
-    on_event gets MLPerf-style keys (epoch_start, eval_start, eval_accuracy, ...) for the event log."""
+        on_step: Callable[[int, int], None] = lambda step, steps: None,
+        step: Optional[Callable] = None, target_mode: str = "max", eval_key: str = "eval_accuracy") -> FitResult:
+    """`train_batches` has `epoch(e)` yielding batches and `len()` batches per epoch.
+    on_event gets MLPerf-style keys (epoch_start, eval_start, eval_accuracy, ...) for the event log.
+
+    The classifier's step (train_step on (images, labels)) is the default per-batch work; `step(batch)` can
+    replace it and returns (loss tensor, images used) - a GAN's generator iteration (bench.train.gan). Then
+    `evaluate_fn` may return (value, extras): extras ride in the evaluation's event, and an extras["failure"]
+    (e.g. mode collapse) ends the run as failed, as a diverged loss does. `eval_key` names the event
+    (eval_accuracy for classifiers; bench.core.mllog.EVAL_SCORE for other metrics), `target_mode` the
+    direction that is better."""
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
-    tracker = TargetTracker(target, counts=target_counts)
+    if step is None:
+        def step(batch):
+            x, y = batch
+            return train_step(model, opt.optimizer, criterion, scaler, x, y, device_type, precision), int(y.shape[0])
+    tracker = TargetTracker(target, counts=target_counts, mode=target_mode)
     records: list[EpochRecord] = []
     status, reason, final_acc = "missed", "", None
     steps = len(train_batches)
@@ -152,38 +167,43 @@ def fit(model: nn.Module, opt: Scheduled, train_batches, evaluate_fn: Callable[[
         for i in range(steps + 1):
             t0 = time.perf_counter()
             try:
-                x, y = next(batches)
+                batch = next(batches)
             except StopIteration:
                 break
             wait += time.perf_counter() - t0
             point = opt.apply()
-            loss = train_step(model, opt.optimizer, criterion, scaler, x, y, device_type, precision)
+            loss, n = step(batch)
             opt.advance()
             # Accumulate on the device: a .item() per step would synchronise and slow the GPU down.
-            loss_sum = loss_sum.to(loss.device) + loss.detach().float() * y.shape[0]
-            seen += int(y.shape[0])
+            loss_sum = loss_sum.to(loss.device) + loss.detach().float() * n
+            seen += n
             on_step(i + 1, steps)
         train_loss = float(loss_sum.item()) / max(seen, 1)
         epoch_s = clock.read() - t_epoch
         on_event("epoch_stop", {"epoch_num": epoch})
-        acc, eval_s = None, 0.0
+        acc, eval_s, extras = None, 0.0, {}
         if epoch % eval_every == 0 or epoch == epochs:
             on_event("eval_start", {"epoch_num": epoch})
             t_eval = clock.read()
             acc = evaluate_fn()
+            if isinstance(acc, tuple):
+                acc, extras = acc
             eval_s = clock.read() - t_eval
             on_event("eval_stop", {"epoch_num": epoch})
             final_acc = acc
         elapsed = clock.since_run_start()
         if acc is not None:
             # elapsed_s is the exact clock reading the target decision uses; time_ms alone is too coarse.
-            on_event("eval_accuracy", {"epoch_num": epoch, "value": acc, "elapsed_s": elapsed})
-        record = EpochRecord(epoch, elapsed, train_loss, acc, point.lr, seen / max(epoch_s, 1e-9),
-                             wait, epoch_s, eval_s)
+            on_event(eval_key, {"epoch_num": epoch, "value": acc, "elapsed_s": elapsed, **extras})
+        record = EpochRecord(epoch, elapsed, train_loss, acc if eval_key == "eval_accuracy" else None, point.lr,
+                             seen / max(epoch_s, 1e-9), wait, epoch_s, eval_s, acc)
         records.append(record)
         on_epoch(record)
         if not math.isfinite(train_loss):
             status, reason = "failed", f"training loss became {train_loss} in epoch {epoch} (diverged)"
+            break
+        if extras.get("failure"):
+            status, reason = "failed", f"epoch {epoch}: {extras['failure']}"
             break
         if acc is not None and tracker.observe(acc, elapsed):
             status = "reached"
