@@ -67,7 +67,7 @@ def test_sigterm_aborts_the_run_in_progress_and_stops_the_sweep(tmp_path, tiny_i
             os.killpg(group, signal.SIGKILL)
     text = "".join(seen) + out + err
     assert proc.returncode == 128 + signal.SIGTERM, text
-    assert err.strip().splitlines()[-1] == "bench: terminated by SIGTERM", text
+    assert err.strip().splitlines()[-1] == "bench: terminated by SIGTERM (signal 15)", text
     df = read_table(tmp_path / "results.csv")
     assert list(df["recipe"]) == ["tiny_a"], text  # tiny_b never started
     row = df.iloc[0]
