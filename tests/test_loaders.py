@@ -83,8 +83,12 @@ def test_eval_shards(world):
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
+def test_unshuffled_shards_are_contiguous_slices_in_order():
+    np.testing.assert_array_equal(epoch_indices(11, epoch=3, seed=5, rank=1, world=2, shuffle=False), [5, 6, 7, 8, 9])
+
+
 def test_bad_rank():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^rank 2 is not in a world of 2$"):
         epoch_indices(10, epoch=0, seed=0, rank=2, world=2)
     with pytest.raises(BenchError):
         make_loader("device", coord_split(2), train=True, batch_size=4, device=CPU, dtype=torch.float32,

@@ -72,3 +72,67 @@ def test_summarize_rejects_inconsistent_input():
         summarize([10.0, 11.0], [0.95], [True, True], target=0.94)
     with pytest.raises(BenchError, match="no runs"):
         summarize([], [], [], target=0.94)
+
+
+# ------------------------------------------------------------------ exact shapes and edges (mutation testing)
+
+NONE_DESCRIBED = {"n": 0, "mean": None, "std": None, "min": None, "median": None, "max": None,
+                  "ci_low": None, "ci_high": None}
+HYPOTHESIS = "H0: mean accuracy <= target; H1: mean accuracy > target (one-sided)"
+
+
+def test_describe_nothing_and_two_values():
+    assert describe([]) == NONE_DESCRIBED  # summary.json's keys when no run reached the target
+    two = describe([1.0, 3.0])  # two values are enough for a spread and an interval
+    half = float(sps.t.ppf(0.975, 1)) * math.sqrt(2) / math.sqrt(2)
+    assert two == {"n": 2, "mean": 2.0, "std": math.sqrt(2), "min": 1.0, "median": 2.0, "max": 3.0,
+                   "ci_low": pytest.approx(2 - half), "ci_high": pytest.approx(2 + half)}
+
+
+def test_ttest_results_have_one_shape_whatever_the_case():
+    short = ttest_above([0.95], 0.94)
+    assert short == {"hypothesis": HYPOTHESIS, "t": None, "p": None, "df": None,
+                     "reason": "needs at least 2 runs, got 1", "all_above_target": None}
+    flat = ttest_above([0.95, 0.95], 0.94)
+    assert flat == {"hypothesis": HYPOTHESIS, "t": None, "p": None, "df": 1, "all_above_target": True,
+                    "reason": "zero variance: every run scored 0.95, which is above the target 0.94"}
+    assert ttest_above([0.93, 0.93], 0.94)["reason"].endswith("which is not above the target 0.94")
+    assert set(ttest_above([0.95, 0.96], 0.94)) == set(flat)
+
+
+def test_exactly_at_the_target_is_not_above_it():
+    """H1 is mean > target: runs that only equal the target are not above it."""
+    assert ttest_above([0.94, 0.94], 0.94)["all_above_target"] is False
+    assert ttest_above([0.94, 0.95], 0.94)["all_above_target"] is False
+
+
+def test_summarize_keys_and_confidence_reach_every_interval():
+    s = summarize([10.0, 12.0, None], [0.95, 0.96, 0.90], [True, True, False], target=0.94, confidence=0.9)
+    assert set(s) == {"n_runs", "n_reached", "success_rate", "target", "confidence", "time", "olympic_time",
+                      "accuracy", "ttest"}
+    assert (s["n_runs"], s["target"], s["confidence"]) == (3, 0.94, 0.9)
+    assert s["time"] == describe([10.0, 12.0], 0.9) != describe([10.0, 12.0])
+    assert s["accuracy"] == describe([0.95, 0.96, 0.90], 0.9)
+    assert s["ttest"] == ttest_above([0.95, 0.96, 0.90], 0.94)
+
+
+@pytest.mark.parametrize("confidence", [0, 1, 1.5, -0.1])
+def test_confidence_must_lie_strictly_between_0_and_1(confidence):
+    with pytest.raises(BenchError, match=rf"summarize: confidence {confidence!r} must lie strictly between 0 and 1"):
+        summarize([10.0], [0.95], [True], target=0.94, confidence=confidence)
+
+
+def test_each_inconsistency_names_itself():
+    with pytest.raises(BenchError, match=r"^summarize: reached has 1 entries but times has 2; pass one entry per run$"):
+        summarize([10.0, 11.0], [0.95, 0.95], [True], target=0.94)
+    with pytest.raises(BenchError, match=r"^summarize: times\[1\] is nan; runs must report finite numbers$"):
+        summarize([10.0, float("nan")], [0.95, 0.95], [True, True], target=0.94)
+    with pytest.raises(BenchError, match=r"^summarize: accs\[0\] is inf; runs must report finite numbers$"):
+        summarize([10.0], [float("inf")], [True], target=0.94)
+    with pytest.raises(BenchError, match=r"a run that reached the target needs a time, and one that missed must "
+                                         r"have None$"):
+        summarize([None], [0.95], [True], target=0.94)
+    with pytest.raises(BenchError, match=r"^summarize: accs contains None; every run must report an accuracy$"):
+        summarize([10.0], [None], [True], target=0.94)
+    with pytest.raises(BenchError, match=r"^summarize: no runs given$"):
+        summarize([], [], [], target=0.94)
