@@ -19,6 +19,7 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
     "darknet": ("darknet", "darknet"),
     "wrn": ("wrn", "wrn"),
     "resnet9": ("resnet9", "resnet9"),
+    "airnet": ("airnet", "airnet"),
 }
 
 
