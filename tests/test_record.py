@@ -327,3 +327,25 @@ def test_tta_keeps_channels_last_and_evaluate_uses_it():
     y = predict(model, x, "flip_translate").argmax(1).detach()
     assert evaluate(model, [(x, y)], "cpu", "fp32", tta="flip_translate") == 1.0
     assert evaluate(model, [(x, y)], "cpu", "fp32") == float((model(x).argmax(1) == y).float().mean())
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_record_variant_runs_end_to_end(tmp_path, jpeg_archive):
+    """record/lookahead through bench run (tiny): whitening in init, Muon + SGD groups, lookahead, alternating
+    flips and flip_translate TTA in the evaluations, one row and a bundle."""
+    from bench.run.runner import run_recipe
+
+    r = recipes.load("record/lookahead", [
+        "data.train_subset=600", "data.test_subset=200", "data.batch_size=150", "data.eval_batch_size=200",
+        "optim.epochs=2", "target.eval_every=1", "target.value=0.99", "precision=fp32", "model.params.widths=[8,16,16]",
+        "model.params.whiten_images=300", "optim.lookahead.every=2"])
+    said = []
+    rows, bundle = run_recipe(r, data=str(jpeg_archive), results_path=tmp_path / "r.csv",
+                              reports_dir=tmp_path / "reports", say=said.append)
+    row = rows[0]
+    assert row["status"] == "missed" and row["epochs"] == 2 and 0 < row["best_acc"] < 1
+    assert any("muon: bench Muon (fp32 Newton-Schulz)" in s for s in said)
+    assert (bundle / "recipe.yaml").is_file()
