@@ -101,13 +101,17 @@ def test_bad_rank():
 DAWN = Augment(brightness=0.25, contrast=0.25, saturation=0.25, rotate=2.0)  # wrn22's DAWNBench augmentation
 
 
+AIRBENCH = Augment(flip="alternating", pad=2)  # the records' alternating flips and translate-by-2
+
+
 @pytest.mark.parametrize("augment", [Augment(), Augment(pad_mode="zeros"), Augment(pad=0, flip=False),
-                                     Augment(pad=2, flip=False), DAWN, Augment(contrast=0.5, rotate=30.0)],
-                         ids=["reflect", "zeros", "off", "pad2", "dawnbench", "contrast+rotate"])
+                                     Augment(pad=2, flip=False), DAWN, Augment(contrast=0.5, rotate=30.0),
+                                     AIRBENCH],
+                         ids=["reflect", "zeros", "off", "pad2", "dawnbench", "contrast+rotate", "alternating"])
 def test_loaders_match_reference_exactly(augment):
     """The random plan is shared, so all loaders give the same bits as the reference implementation."""
     idx = epoch_indices(len(SPLIT), epoch=1, seed=7, rank=0, world=1)
-    plan = draw_plan(len(idx), augment, seed=7, epoch=1, rank=0)
+    plan = draw_plan(len(idx), augment, seed=7, epoch=1, rank=0, indices=idx)
     want = reference(SPLIT.images[idx], plan, augment)
     for kind in REAL:
         x, y, _ = load(kind, epoch=1, augment=augment)
@@ -153,6 +157,27 @@ def test_photometric_plan_draws():
     plain = draw_plan(100, Augment(), seed=4, epoch=2, rank=1)
     dawn = draw_plan(100, DAWN, seed=4, epoch=2, rank=1)
     assert all(np.array_equal(getattr(plain, k), getattr(dawn, k)) for k in ("dy", "dx", "flip"))
+
+
+def test_alternating_flips():
+    """Every image is flipped in every other epoch, starting from a fixed per-image bit; the bit does not
+    depend on the rank that reads the image, and half the images start flipped."""
+    aug = Augment(flip="alternating", pad=2, **IDENTITY)
+
+    def flips(epoch, rank=0, world=1):
+        x, _, loader = load("device", epoch=epoch, augment=aug, rank=rank, world=world)
+        index, _, _, flip = decode(x)
+        return dict(zip(index.tolist(), flip.tolist()))
+
+    e0, e1, e2 = flips(0), flips(1), flips(2)
+    assert set(e0) == set(e1) == set(range(len(SPLIT)))
+    assert all(e1[i] != e0[i] and e2[i] == e0[i] for i in e0)
+    n = len(e0)
+    assert abs(sum(e0.values()) / n - 0.5) < 4 * (0.25 / n) ** 0.5
+    half = flips(1, rank=1, world=2)
+    assert half and all(e1[i] == f for i, f in half.items())
+    with pytest.raises(BenchError, match="indices"):
+        draw_plan(10, aug, seed=7, epoch=0, rank=0)
 
 
 def test_no_augmentation_equals_eval():

@@ -1,4 +1,4 @@
-"""`bench speed` and `bench sweep`: work built from many steps or many runs."""
+"""`bench speed`, `bench sweep` and `bench overhead`: work built from many steps or many runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +20,12 @@ def cmd_sweep(args) -> int:
     from bench.studies.sweep import run_sweep
 
     return run_sweep(args)
+
+
+def cmd_overhead(args) -> int:
+    from bench.studies.overhead import run_overhead
+
+    return run_overhead(args)
 
 
 def register(sub) -> None:
@@ -70,3 +76,18 @@ def register(sub) -> None:
                    help="extra sbatch option for every job, e.g. --sbatch=--account=proj (repeatable)")
     g.add_argument("--wait", action="store_true", help="after submitting, wait for the jobs, merge, compare")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "overhead", help="training speed of a bare loop vs the harness's fit loop, same model and batches",
+        description="Runs the recipe's model, loader and optimiser step in a bare loop (forward, backward, "
+                    "step; no events, telemetry or progress) and through bench.train.loop.fit as `bench run` "
+                    "drives it, in one process on the same batches, alternating rounds; prints images/s of each "
+                    "(median round) and harness / bare.")
+    p.add_argument("recipe", metavar="RECIPE", help="a recipe name or file")
+    options.add_data(p, "the measurement")
+    p.add_argument("--steps", type=int, default=20, help="training steps per round (default 20)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of each loop, alternating (default 3)")
+    options.add_set(p)
+    p.add_argument("--json", metavar="FILE", help="write the result (recipe, device, bare_images_per_s, "
+                                                 "harness_images_per_s, ratio, and how it was measured)")
+    p.set_defaults(func=cmd_overhead)

@@ -6,7 +6,10 @@ Semantics (train):
      normalisation);
   2. take an HxW crop whose top-left corner (dy, dx) is uniform over {0..2*pad} x {0..2*pad}
      (pad=0: the image itself);
-  3. flip horizontally with probability 0.5 (if `flip`);
+  3. flip horizontally: with probability 0.5 (`flip: true`), or alternating (`flip: "alternating"`, airbench's
+     scheme): each image has a fixed random flip bit (a function of the seed and the image's index) and is
+     flipped in even epochs where the bit is set and in odd epochs where it is not, so over two epochs it is
+     seen both ways;
   4. colour jitter (if any of brightness, contrast, saturation > 0), as torchvision's ColorJitter on
      [0, 1] floats: each factor uniform in [1 - b, 1 + b] (and likewise), the enabled adjustments applied
      in a random order, each one clamped to [0, 1];
@@ -42,7 +45,7 @@ PAD_MODES = ("reflect", "zeros")
 
 @dataclass(frozen=True)
 class Augment:
-    flip: bool = True
+    flip: bool | str = True  # True: random per epoch; "alternating": see step 3
     pad: int = 4
     pad_mode: str = "reflect"
     brightness: float = 0.0  # jitter strengths: factors uniform in [1 - v, 1 + v]
@@ -53,6 +56,8 @@ class Augment:
     std: tuple = (0.24703, 0.24349, 0.26159)
 
     def __post_init__(self):
+        if not (isinstance(self.flip, bool) or self.flip == "alternating"):
+            raise BenchError(f"augment.flip={self.flip!r}: use true, false or alternating")
         if self.pad_mode not in PAD_MODES:
             raise BenchError(f"augment.pad_mode={self.pad_mode!r}: use one of {', '.join(PAD_MODES)}")
         if self.pad < 0:
@@ -105,14 +110,31 @@ class Plan:
         return out
 
 
-def draw_plan(count: int, augment: Augment, *, seed: int, epoch: int, rank: int) -> Plan:
+def image_bits(indices: np.ndarray, seed: int) -> np.ndarray:
+    """A fixed pseudo-random bit per (seed, image index), the same in every epoch, rank and loader
+    (splitmix64's finaliser: neighbouring indices get independent-looking bits)."""
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
+        z = np.asarray(indices, np.uint64) + np.uint64(seed % 2**32) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z & np.uint64(1)).astype(bool)
+
+
+def draw_plan(count: int, augment: Augment, *, seed: int, epoch: int, rank: int,
+              indices: np.ndarray | None = None) -> Plan:
+    """`indices`: the images at positions 0..count-1 (this rank's epoch indices); alternating flips need them."""
     # The trailing 1 keeps this stream apart from the shuffle stream seeded by (seed, epoch).
     rng = np.random.default_rng([seed, epoch, rank, 1])
     dy = rng.integers(0, 2 * augment.pad + 1, size=count)
     dx = rng.integers(0, 2 * augment.pad + 1, size=count)
-    flip = rng.random(count) < 0.5
+    flip = rng.random(count) < 0.5  # drawn in every mode, so the draws after it do not depend on the mode
     if not augment.flip:
         flip[:] = False
+    elif augment.flip == "alternating":
+        if indices is None or len(indices) != count:
+            raise BenchError("draw_plan: alternating flips need the epoch's image indices (indices=...)")
+        flip = image_bits(indices, seed) ^ bool(epoch % 2)
     factors = order = angle = None
     # Drawn after the crops and flips, so plans without them are the same as before they existed.
     if any(augment.jitter):

@@ -19,6 +19,7 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
     "darknet": ("darknet", "darknet"),
     "wrn": ("wrn", "wrn"),
     "resnet9": ("resnet9", "resnet9"),
+    "airnet": ("airnet", "airnet"),
 }
 # Generator + critic pairs for GAN recipes (kind: gan). Kept apart from the classifiers above, which
 # code and tests iterate over as "every classifier" (speed profiles, shape checks against num_classes).

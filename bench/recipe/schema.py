@@ -38,13 +38,14 @@ class Provenance:
 
 @dataclass(frozen=True)
 class Model:
-    arch: str = _spec("resnet9", doc="darknet | wrn | resnet9")
+    arch: str = _spec("resnet9", doc="darknet | wrn | resnet9 | airnet")
     params: dict = _spec(factory=dict, doc="keyword arguments of the architecture's builder")
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    flip: bool = True
+    flip: Literal[True, False, "alternating"] = _spec(
+        True, doc="true: random per image and epoch; alternating: airbench's every-other-epoch flip (see bench.data.augment)")
     pad: int = _spec(4, lo=0, hi=16, doc="pixels of padding before the random crop; 0 = no crop")
     pad_mode: Literal["reflect", "zeros"] = "reflect"
     brightness: float = _spec(0.0, lo=0.0, hi=1.0, doc="colour jitter: factor uniform in [1-v, 1+v] (0: off)")
@@ -78,8 +79,45 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Group:
+    """One parameter group of the muon_sgd optimiser (the records' method: Muon for the conv filters,
+    Nesterov SGD for the rest, each group with its own lr). Its lr follows optim.schedule's shape."""
+    optimizer: Literal["sgd", "muon"] = "sgd"
+    lr: float = _spec(0.1, lo=0.0, lo_open=True, hi=1e5, doc="peak lr, for the mean loss over the batch")
+    momentum: Optional[float] = _spec(None, lo=0.0, hi=1.0, doc="default: the schedule's momentum")
+    nesterov: bool = True
+    weight_decay: float = _spec(0.0, lo=0.0, hi=1.0, doc="the records' scaling: decay per step at peak lr, "
+                                "independent of lr (torch is given weight_decay / lr)")
+    stop_epochs: Optional[float] = _spec(None, lo=0.0, lo_open=True, doc="lr falls linearly to 0 over this many "
+                                         "epochs, then the group stops learning (airbench: the whitening bias, 3)")
+    renormalize: bool = _spec(False, doc="muon: rescale each weight matrix to Frobenius norm sqrt(rows) before "
+                              "its step (airbench94_muon)")
+    ns_steps: int = _spec(5, lo=1, hi=50, doc="muon: Newton-Schulz iterations (airbench94_muon: 3)")
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Which parameters each group takes; a parameter goes to the first group (in this order) that claims it."""
+    whiten: Optional[Group] = _spec(None, doc="the whitening layer's trainable parameters (airnet: its bias)")
+    norm: Optional[Group] = _spec(None, doc="BatchNorm scales and shifts that train")
+    head: Optional[Group] = _spec(None, doc="the last linear layer")
+    filters: Optional[Group] = _spec(None, doc="convolution filters")
+    rest: Optional[Group] = _spec(None, doc="every other trainable parameter")
+
+
+@dataclass(frozen=True)
+class Lookahead:
+    every: int = _spec(0, lo=0, hi=100000, doc="steps between lookahead updates; 0: off")
+    decay: float = _spec(0.95, lo=0.0, hi=1.0, doc="an update keeps decay**every x (step/total)**power of the "
+                         "slow weights and copies the result into the model (airbench94: 0.95, every 5, power 3)")
+    power: float = _spec(3.0, lo=0.0, hi=100.0)
+
+
+@dataclass(frozen=True)
 class Optim:
-    optimizer: Literal["sgd"] = _spec("sgd", doc="classifiers; kind: gan reads only optim.epochs (see gan)")
+    optimizer: Literal["sgd", "muon_sgd"] = _spec("sgd", doc="sgd: one SGD over every parameter; muon_sgd: "
+                                                  "optim.groups, each Muon or Nesterov SGD; kind: gan reads only "
+                                                  "optim.epochs (see gan)")
     lr: float = _spec(0.4, lo=0.0, lo_open=True, hi=100.0)
     momentum: float = _spec(0.9, lo=0.0, hi=1.0, doc="used by schedules that do not drive momentum")
     nesterov: bool = False
@@ -88,6 +126,9 @@ class Optim:
     label_smoothing: float = _spec(0.0, lo=0.0, hi=0.5)
     epochs: int = _spec(10, lo=1, hi=10000)
     schedule: Schedule = _spec(factory=Schedule)
+    groups: Groups = _spec(factory=Groups, doc="muon_sgd: the parameter groups")
+    lookahead: Lookahead = _spec(factory=Lookahead)
+    fused: bool = _spec(False, doc="SGD's fused kernels (torch.optim.SGD(fused=True)): fewer launches on a GPU")
 
 
 # A target's metric, the direction that is better, and its allowed values (lo, hi). test_acc is a fraction;
@@ -104,6 +145,9 @@ class Target:
     value: float = _spec(0.94, lo=0.0, lo_open=True, doc="test_acc: a fraction (0.94 means 94%); else the score")
     eval_every: int = _spec(1, lo=1, doc="evaluate the full test set every this many epochs")
     mode: Literal["max", "min"] = _spec("max", doc="max: reached when the metric is >= value; min: <= value")
+    tta: Literal["none", "flip", "flip_translate"] = _spec(
+        "none", doc="test-time augmentation, counted in time-to-target: average the logits of the image and its "
+        "mirror (flip), and of both shifted one pixel up-left and down-right (flip_translate, airbench's level 2)")
 
 
 @dataclass(frozen=True)
@@ -160,7 +204,9 @@ class Recipe:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = _spec(
         "bf16", doc="auto: bf16 where the device computes it natively, else fp16 (GPU) / fp32 (CPU)")
     memory_format: Literal["channels_last", "contiguous"] = "channels_last"
-    compile: bool = False
+    compile: Literal[False, True, "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = _spec(
+        False, doc="torch.compile the training module in init (true: the default mode; reduce-overhead adds "
+        "CUDA graphs)")
     warmup_steps: int = _spec(3, lo=0, hi=1000, doc="training steps on random data before run_start, undone "
                               "afterwards: cuDNN autotuning and compilation belong to init")
     target: Target = _spec(factory=Target)
@@ -196,6 +242,10 @@ ADDED_FIELDS = {
     ("data", "augment", "contrast"): 0.0,
     ("data", "augment", "saturation"): 0.0,
     ("data", "augment", "rotate"): 0.0,
+    ("optim", "groups"): dataclasses.asdict(Groups()),
+    ("optim", "lookahead"): dataclasses.asdict(Lookahead()),
+    ("optim", "fused"): False,
+    ("target", "tta"): "none",
 }
 
 
@@ -249,7 +299,8 @@ def _check_value(tp, value, where: str, meta: dict, errors: list[str]):
         inner = next(a for a in args if a is not type(None))
         return _check_value(inner, value, where, meta, errors)
     if origin is Literal:
-        if value not in typing.get_args(tp):
+        # Same type as well as equal: a Literal of True/False must not accept 1 and 0.
+        if not any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
             errors.append(f"{where}: {value!r} is not allowed; allowed: {_type_name(tp)}")
         return value
     if dataclasses.is_dataclass(tp):
@@ -323,6 +374,13 @@ def _check_cross_fields(r: Recipe, errors: list[str]) -> None:
     elif r.target.metric != "test_acc":
         errors.append(f"target.metric: {r.target.metric!r} scores generated samples; a classifier's target is "
                       f"'test_acc' (or set kind: gan)")
+    groups = [name for name in ("whiten", "norm", "head", "filters", "rest") if getattr(r.optim.groups, name)]
+    if r.optim.optimizer == "muon_sgd" and not groups:
+        errors.append("optim.groups: optimizer muon_sgd needs at least one group; allowed: whiten, norm, head, "
+                      "filters, rest (e.g. optim.groups.filters: {optimizer: muon, lr: 0.24})")
+    if r.optim.optimizer == "sgd" and groups:
+        errors.append(f"optim.groups: {', '.join(groups)} set, but optimizer is 'sgd', which ignores groups; "
+                      f"allowed: optimizer: muon_sgd, or no groups")
     if r.target.eval_every > r.optim.epochs:
         errors.append(f"target.eval_every: {r.target.eval_every} is more than optim.epochs "
                       f"{r.optim.epochs}: the target would never be checked; allowed: <= optim.epochs")

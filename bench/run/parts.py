@@ -28,13 +28,18 @@ def input_dtype(recipe: Recipe) -> torch.dtype:
     return AMP_DTYPES[recipe.precision] or torch.float32
 
 
-def loaders(recipe: Recipe, ds: Dataset, device: torch.device, seed: int, dctx: DistContext):
+def augment(recipe: Recipe):
     from bench.data.augment import Augment
-    from bench.data.loaders import make_loader
 
     a = recipe.data.augment
-    aug = Augment(flip=a.flip, pad=a.pad, pad_mode=a.pad_mode, brightness=a.brightness, contrast=a.contrast,
-                  saturation=a.saturation, rotate=a.rotate)
+    return Augment(flip=a.flip, pad=a.pad, pad_mode=a.pad_mode, brightness=a.brightness, contrast=a.contrast,
+                   saturation=a.saturation, rotate=a.rotate)
+
+
+def loaders(recipe: Recipe, ds: Dataset, device: torch.device, seed: int, dctx: DistContext):
+    from bench.data.loaders import make_loader
+
+    aug = augment(recipe)
     common = dict(device=device, dtype=input_dtype(recipe), channels_last=recipe.memory_format == "channels_last",
                   augment=aug, seed=seed, rank=dctx.rank, world=dctx.world_size, workers=recipe.data.workers)
     train = make_loader(recipe.data.loader, ds.train, train=True, batch_size=recipe.data.batch_size, **common)
@@ -62,7 +67,8 @@ def model(recipe: Recipe, device: torch.device, dctx: DistContext) -> tuple[torc
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(net, device_ids=ids)
     if recipe.compile:
-        net = torch.compile(net)  # after DDP, so the compiler sees its gradient buckets
+        # after DDP, so the compiler sees its gradient buckets; compilation itself happens in warm-up (init)
+        net = torch.compile(net, mode=None if recipe.compile is True else recipe.compile)
     return net, bare
 
 
@@ -72,6 +78,19 @@ def eval_reduce(dctx: DistContext, device: torch.device) -> Callable[[list[float
     if dctx.grouped:
         return lambda counts: dist.all_reduce_sum(counts, device)
     return lambda counts: counts
+
+
+def init_whitening(recipe: Recipe, model: torch.nn.Module, ds: Dataset, device: torch.device) -> None:
+    """A model whose first layer is computed from the data (airnet's whitening conv) gets it here, in init:
+    from a fixed draw of `model.whiten_images` training images, normalised as the loaders normalise them.
+    Every rank draws the same images, so every rank computes the same filters."""
+    if not hasattr(model, "init_whitening"):
+        return
+    from bench.data.augment import normalise
+
+    images = torch.from_numpy(ds.train.subset(model.whiten_images).images).to(device)
+    with torch.no_grad():
+        model.init_whitening(normalise(images, augment(recipe)).contiguous())
 
 
 def batch_sizes(samples: int, batch_size: int) -> list[int]:

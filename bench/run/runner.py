@@ -27,8 +27,8 @@ from bench.run.bundle import BundleWriter
 from bench.run.context import RunContext
 from bench.run.records import RunRecords
 from bench.system import dist, machine
+from bench.train.groups import build_optimizer
 from bench.train.loop import evaluate, fit, warm_up
-from bench.train.optim import Scheduled
 
 
 def _on_sigterm(signum, frame):
@@ -53,20 +53,25 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         torch.manual_seed(dist.rank_seed(seed, dctx.rank))
         train, test = parts.loaders(recipe, ds, ctx.device, seed, dctx)
         model, bare = parts.model(recipe, ctx.device, dctx)
-        opt = Scheduled(model, recipe.optim, total_steps=len(train) * recipe.optim.epochs)
+        parts.init_whitening(recipe, bare, ds, ctx.device)
+        opt = build_optimizer(bare, recipe.optim, total_steps=len(train) * recipe.optim.epochs,
+                              steps_per_epoch=len(train), bf16=machine.native_bf16(ctx.device.type))
         reduce = parts.eval_reduce(dctx, ctx.device)
         train_batches, eval_batches = parts.warmup_batches(recipe, ds, train, test, ctx.device)
         warm_up(model, bare, opt.optimizer, steps=recipe.warmup_steps, train_batches=train_batches,
-                eval_batches=eval_batches, device_type=ctx.device.type, precision=recipe.precision)
+                eval_batches=eval_batches, device_type=ctx.device.type, precision=recipe.precision,
+                tta=recipe.target.tta)
         init_s = clock.ready()
         records.event(mllog.INIT_STOP, {"init_s": init_s})
         ctx.say(f"run {index + 1 - ctx.first_run}/{recipe.runs}  seed {seed}  init {init_s:.1f}s  "
-                f"{len(train)} steps/epoch x {recipe.optim.epochs} epochs  target {recipe.target.value:.2%}")
+                f"{len(train)} steps/epoch x {recipe.optim.epochs} epochs  target {recipe.target.value:.2%}"
+                + (f"  muon: {opt.muon_impl}" if getattr(opt, "muon_impl", None) else ""))
         bar = StepBar(enabled=None if dctx.is_main else False)
         records.start_run()
         try:
             result = fit(
-                model, opt, train, lambda: evaluate(bare, test.epoch(0), ctx.device.type, recipe.precision, reduce),
+                model, opt, train, lambda: evaluate(bare, test.epoch(0), ctx.device.type, recipe.precision, reduce,
+                                                 recipe.target.tta),
                 epochs=recipe.optim.epochs, eval_every=recipe.target.eval_every, target=recipe.target.value,
                 clock=clock, device_type=ctx.device.type, precision=recipe.precision,
                 label_smoothing=recipe.optim.label_smoothing, target_counts=not getattr(train, "synthetic", False),

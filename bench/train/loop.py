@@ -15,6 +15,7 @@ from torch import nn
 from bench.core.clock import Clock
 from bench.core.targets import best, reaches
 from bench.train.optim import Scheduled
+from bench.train.tta import predict
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
@@ -89,7 +90,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, criterion, sc
 
 def warm_up(model: nn.Module, bare: nn.Module, optimizer: torch.optim.Optimizer, *, steps: int,
             train_batches: list[tuple[torch.Tensor, torch.Tensor]], eval_batches: list[torch.Tensor],
-            device_type: str, precision: str) -> None:
+            device_type: str, precision: str, tta: str = "none") -> None:
     """Training steps and evaluation forwards on random data, then every weight, buffer and optimizer
     state is put back. cuDNN autotuning, compilation and allocator growth happen here, in init where the
     timing rules put them, instead of in the first timed epoch; nothing is learned. cuDNN tunes per input
@@ -107,7 +108,7 @@ def warm_up(model: nn.Module, bare: nn.Module, optimizer: torch.optim.Optimizer,
     bare.eval()
     with torch.no_grad(), autocast(device_type, precision):
         for x in eval_batches:
-            bare(x)
+            predict(bare, x, tta)
     bare.train(was_training)
     bare.load_state_dict(saved_model)
     optimizer.load_state_dict(saved_optimizer)
@@ -115,7 +116,7 @@ def warm_up(model: nn.Module, bare: nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def evaluate(model: nn.Module, batches: Iterable, device_type: str, precision: str,
-             reduce: Callable[[list[float]], list[float]] = lambda v: v) -> float:
+             reduce: Callable[[list[float]], list[float]] = lambda v: v, tta: str = "none") -> float:
     """Top-1 accuracy over the whole test set; with several processes each evaluates its shard and
     the correct/total counts are summed, so every rank sees the same number."""
     was_training = model.training
@@ -124,7 +125,7 @@ def evaluate(model: nn.Module, batches: Iterable, device_type: str, precision: s
     total = 0
     with torch.no_grad(), autocast(device_type, precision):
         for x, y in batches:
-            correct = correct.to(y.device) + (model(x).argmax(dim=1) == y).sum()
+            correct = correct.to(y.device) + (predict(model, x, tta).argmax(dim=1) == y).sum()
             total += int(y.shape[0])
     model.train(was_training)
     c, t = reduce([float(correct.item()), float(total)])

@@ -76,7 +76,7 @@ class Scheduled:
         start = schedule_point(0, total_steps, opt)
         self.optimizer = torch.optim.SGD(
             param_groups(model, opt.weight_decay, opt.no_decay_bn_bias),
-            lr=start.lr, momentum=start.momentum, nesterov=opt.nesterov,
+            lr=start.lr, momentum=start.momentum, nesterov=opt.nesterov, fused=opt.fused or None,
         )
         self.step_count = 0
 

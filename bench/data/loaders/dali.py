@@ -60,7 +60,8 @@ class DaliLoader(ArrayLoader):
     def _plan(self, epoch: int):
         if not self.train:
             return None
-        return draw_plan(len(self._indices(epoch)), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
+        idx = self._indices(epoch)
+        return draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank, indices=idx)
 
     def _batches(self, epoch: int, plan):
         idx = self._indices(epoch)

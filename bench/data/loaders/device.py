@@ -28,7 +28,7 @@ class DeviceLoader(ArrayLoader):
         idx = self._indices(epoch)
         plan = None
         if self.train:
-            plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
+            plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank, indices=idx)
             rows = np.stack([idx, plan.dy, plan.dx, plan.flip.astype(np.int64)])
         else:
             rows = idx[None]

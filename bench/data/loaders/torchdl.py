@@ -71,7 +71,7 @@ class TorchLoader(ArrayLoader):
         idx = self._indices(epoch)
         plan = None
         if self.train:
-            plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank)
+            plan = draw_plan(len(idx), self.augment, seed=self.seed, epoch=epoch, rank=self.rank, indices=idx)
             self.sampler.keys = list(zip(idx.tolist(), plan.dy.tolist(), plan.dx.tolist(), plan.flip.tolist()))
         else:
             self.sampler.keys = [(i, 0, 0, False) for i in idx.tolist()]
