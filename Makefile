@@ -9,7 +9,7 @@ RUNS    ?=
 SET     ?=
 DATA    ?=
 RESULTS ?= results/results.csv
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=30
 # Debian packages the suite runs for real (Chromium for the site, SLURM + munge for the cluster paths).
 SYSTEM_PACKAGES ?= chromium chromium-driver slurm-wlm munge
 
