@@ -287,7 +287,7 @@ def test_lookahead_ends_on_the_slow_weights():
         la.step()
     # step 4: slow = d*0 + (1-d)*4 with d = 0.5**4 * 4/6; steps 5-6 move the model, the last step undoes them
     d = 0.0625 * 4 / 6
-    assert float(layer.weight) == pytest.approx((1 - d) * 4)
+    assert float(layer.weight.detach()) == pytest.approx((1 - d) * 4)
 
 
 # ---------------------------------------------------------------- test-time augmentation

