@@ -44,7 +44,9 @@ class Steps:
 
 
 def bare_round(model, optimizer, criterion, batches, *, device_type: str, precision: str, sync) -> float:
-    """Images per second of the bare loop over `batches` (an iterable of (x, y))."""
+    """Images per second of the bare loop over `batches` (an iterable of (x, y)). The step is written out
+    here, not taken from bench.train.loop.train_step, on purpose: anything the harness's own step added
+    would otherwise be on both sides and never show in the ratio."""
     import torch
 
     from bench.train.loop import autocast
