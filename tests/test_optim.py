@@ -51,6 +51,25 @@ def test_linear_and_constant():
     assert schedule_point(7, 100, const).lr == 0.1 and schedule_point(7, 100, const).momentum == 0.8
 
 
+def test_linear_warmup_and_final_lr():
+    """The records' and cpu_quick's schedule: a warm-up ramp from 0 (momentum constant throughout), then a
+    straight line to final_lr x lr; a one-step schedule without warm-up ends on final_lr at once."""
+    lin = Optim(lr=0.4, momentum=0.9, schedule=Schedule(kind="linear", warmup=0.25, final_lr=0.1))
+    warming = schedule_point(10, 100, lin)
+    assert warming.lr == pytest.approx(0.4 * 10 / 25) and warming.momentum == 0.9
+    assert schedule_point(25, 100, lin).lr == pytest.approx(0.4)
+    assert schedule_point(62, 100, lin).lr == pytest.approx(0.4 * (1 - 37 / 75 * 0.9))
+    assert schedule_point(100, 100, lin).lr == pytest.approx(0.04)
+    flat = Optim(lr=1.0, momentum=0.85, schedule=Schedule(kind="linear", warmup=0.0, final_lr=0.25))
+    assert schedule_point(0, 1, flat).lr == 1.0 and schedule_point(1, 1, flat).lr == pytest.approx(0.25)
+
+
+def test_fused_reaches_torch():
+    model = nn.Linear(2, 2)
+    assert Scheduled(model, Optim(fused=True), 10).optimizer.defaults["fused"] is True
+    assert not Scheduled(model, Optim(), 10).optimizer.defaults["fused"]
+
+
 def test_no_decay_on_bn_and_bias():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
     decay, no_decay = param_groups(model, 5e-4, True)

@@ -55,6 +55,28 @@ def test_ttest_zero_variance_says_which_side():
     assert ttest_above([0.95], 0.94)["reason"].startswith("needs at least 2")
 
 
+def test_ttest_for_a_min_metric_runs_the_other_way():
+    """fd_judge-like scores: better lower, so H1 is mean < target, p from the lower tail, "below" the target."""
+    scores = [240.0, 236.0, 251.0, 243.0]
+    mean = sum(scores) / 4
+    sd = math.sqrt(sum((v - mean) ** 2 for v in scores) / 3)
+    t = (mean - 250.0) / (sd / math.sqrt(4))
+    res = ttest_above(scores, 250.0, mode="min", what="fd_judge")
+    assert res["t"] == pytest.approx(t) and res["p"] == pytest.approx(sps.t.cdf(t, 3))
+    assert res["hypothesis"] == ("H0: mean fd_judge >= target; H1: mean fd_judge < target (one-sided)")
+    assert res["all_above_target"] is False  # 251 is on the worse side
+    assert ttest_above([240.0, 245.0], 250.0, mode="min")["all_above_target"] is True
+    flat = ttest_above([240.0, 240.0], 250.0, mode="min")
+    assert flat["all_above_target"] is True and flat["reason"].endswith("which is below the target 250.0")
+    worse = ttest_above([260.0, 260.0], 250.0, mode="min")
+    assert worse["all_above_target"] is False and worse["reason"].endswith("which is not below the target 250.0")
+
+
+def test_summarize_names_the_metric_in_its_hypothesis():
+    s = summarize([10.0, 11.0], [240.0, 245.0], [True, True], target=250.0, mode="min", what="fd_judge")
+    assert s["ttest"]["hypothesis"].startswith("H0: mean fd_judge >= target")
+
+
 def test_summarize_is_json_ready():
     s = summarize([10.0, 12.0, 14.0, None], [0.941, 0.943, 0.945, 0.93],
                   [True, True, True, False], target=0.94)

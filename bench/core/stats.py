@@ -67,7 +67,7 @@ def ttest_above(values: list[float], target: float, mode: str = "max", what: str
     out["df"] = n - 1
     side = "above" if mode == "max" else "below"
     beyond = (lambda v: v > target) if mode == "max" else (lambda v: v < target)
-    if max(values) == min(values):
+    if max(values) == min(values):  # every run scored the same: values[0] speaks for all of them
         above = beyond(values[0])
         out["all_above_target"] = above
         out["reason"] = (f"zero variance: every run scored {values[0]!r}, which is "

@@ -36,13 +36,14 @@ def one_cycle(step: int, total: int, lr: float, s: Schedule) -> Point:
         frac = (step - half) / half
         return Point(lr - frac * (lr - low), s.min_mom + frac * (s.max_mom - s.min_mom))
     tail = total - 2 * half
+    # min() and the tail == 0 case only guard steps past `total`, which fit never takes
     frac = min(1.0, (step - 2 * half) / tail) if tail else 1.0
     return Point(low * (1 - frac * 0.99), s.max_mom)
 
 
 def linear(step: int, total: int, lr: float, s: Schedule, momentum: float) -> Point:
     up = s.warmup * total
-    if step < up:
+    if step < up:  # at step == up both lines give lr
         return Point(lr * step / up, momentum)
     frac = (step - up) / max(total - up, 1)
     return Point(lr * (1 - frac * (1 - s.final_lr)), momentum)
@@ -73,6 +74,7 @@ class Scheduled:
 
     def __init__(self, model: nn.Module, opt: Optim, total_steps: int):
         self.cfg, self.total = opt, total_steps
+        # only a starting value: apply() sets every group's lr and momentum before each step
         start = schedule_point(0, total_steps, opt)
         self.optimizer = torch.optim.SGD(
             param_groups(model, opt.weight_decay, opt.no_decay_bn_bias),
