@@ -172,3 +172,39 @@ def test_recipe_price_override_and_cost():
     assert results.cost(1.0, lookup("Radeon", "cuda")) is None
     fields = results.cost_fields("Tesla V100-SXM2-16GB", "cuda", 8, 3600)
     assert fields["gpu_hours"] == 8.0 and fields["cost_usd"] == pytest.approx(24.48)
+
+
+def test_cost_fields_are_the_four_columns_from_the_right_price():
+    v100 = results.cost_fields("Tesla V100-SXM2-16GB", "cuda", 8, 3600)
+    assert v100 == {"gpu_hours": 8.0, "cost_usd": pytest.approx(24.48), "price_usd_per_hour": 3.06,
+                    "price_source": lookup("Tesla V100-SXM2-16GB", "cuda").source}
+    own = results.cost_fields("NVIDIA H100 80GB HBM3", "cuda", 1, 1800, 2.0, "spot rate")
+    assert own == {"gpu_hours": 0.5, "cost_usd": 1.0, "price_usd_per_hour": 2.0, "price_source": "spot rate"}
+    cpu = results.cost_fields("AMD EPYC", "cpu", 1, 3600)
+    assert cpu["cost_usd"] is None and cpu["price_usd_per_hour"] is None and cpu["gpu_hours"] == 1.0
+    assert cpu["price_source"] == lookup("AMD EPYC", "cpu").source
+
+
+def test_structured_values_are_written_as_sorted_json():
+    assert results.format_value({"b": 1, "a": [2, 3]}) == '{"a": [2, 3], "b": 1}'
+    assert results.format_value(True) == "True" and results.format_value(None) == ""
+
+
+def test_read_types_hold_for_hand_edited_cells(tmp_path):
+    """A hand-edited "n/a" in a number column is NA (the column stays float), a fraction in an integer column
+    keeps the column float, booleans stay pandas booleans, text stays text."""
+    import csv
+
+    path = tmp_path / "r.csv"
+    append_row(path, _row(run_id="a", seed=3, wall_s=12.5, git_dirty=False, recipe="123"))
+    append_row(path, _row(run_id="b", seed=4, wall_s=13.0, git_dirty=True, recipe="456"))
+    lines = list(csv.reader(path.open(newline="")))
+    lines[1][lines[0].index("wall_s")] = "n/a"
+    lines[2][lines[0].index("seed")] = "4.5"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(lines)
+    df = read_table(path)
+    assert str(df.git_dirty.dtype) == "boolean" and df.git_dirty.tolist() == [False, True]
+    assert str(df.wall_s.dtype) == "float64" and pd.isna(df.wall_s[0]) and df.wall_s[1] == 13.0
+    assert str(df.seed.dtype) == "float64" and df.seed.tolist() == [3.0, 4.5]
+    assert df.recipe.tolist() == ["123", "456"]  # a recipe name that looks like a number stays a name
