@@ -66,6 +66,7 @@ def test_ttest_for_a_min_metric_runs_the_other_way():
     assert res["hypothesis"] == ("H0: mean fd_judge >= target; H1: mean fd_judge < target (one-sided)")
     assert res["all_above_target"] is False  # 251 is on the worse side
     assert ttest_above([240.0, 245.0], 250.0, mode="min")["all_above_target"] is True
+    assert ttest_above([250.0, 240.0], 250.0, mode="min")["all_above_target"] is False  # at it is not below it
     flat = ttest_above([240.0, 240.0], 250.0, mode="min")
     assert flat["all_above_target"] is True and flat["reason"].endswith("which is below the target 250.0")
     worse = ttest_above([260.0, 260.0], 250.0, mode="min")
