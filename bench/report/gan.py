@@ -138,13 +138,7 @@ def _runs(s: dict) -> list[str]:
     out = ["## Runs", ""]
     out += md._table(["run", "seed", "status", "time to target (s)", f"best {m}", f"final {m}", "epochs",
                       "generator iters", "init (s)", "wall (s)", "device-hours"], rows)
-    for r in s["runs"]:
-        for p in r["log_problems"]:
-            out.append(f"- **log inconsistency:** {p}")
-    if s["excluded_runs"]:
-        ex = ", ".join(f"`{e['run_id']}` ({e['status']})" for e in s["excluded_runs"])
-        out += ["", f"Excluded from the statistics: {ex}."]
-    return out + [""]
+    return out + md._run_notes(s)
 
 
 def _stats(s: dict) -> list[str]:

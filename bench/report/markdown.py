@@ -125,9 +125,12 @@ def _runs(s: dict) -> list[str]:
                    "wall (s)", "device-hours", "cost ($)"], rows)
     out += ["", "Per-run event logs: `runs/<run>/mllog.txt`; DAWNBench-shaped exports: "
                 "`runs/<run>/dawnbench.tsv` and `dawnbench.json`."]
-    for r in s["runs"]:
-        for p in r["log_problems"]:
-            out.append(f"- **log inconsistency:** {p}")
+    return out + _run_notes(s)
+
+
+def _run_notes(s: dict) -> list[str]:
+    """What follows a runs table in any report: each run's log inconsistencies and the excluded runs."""
+    out = [f"- **log inconsistency:** {p}" for r in s["runs"] for p in r["log_problems"]]
     if s["excluded_runs"]:
         ex = ", ".join(f"`{e['run_id']}` ({e['status']})" for e in s["excluded_runs"])
         out += ["", f"Excluded from the statistics: {ex}."]
