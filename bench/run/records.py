@@ -8,6 +8,8 @@ run as `aborted` with the error, and the exception goes on. Only bad input found
 """
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Optional
 
 from bench.core import mllog
@@ -82,7 +84,15 @@ class RunRecords:
         dead = dist.dead_local_peers(self.ctx.dctx)
         if dead:
             error = f"rank {', '.join(map(str, dead))} died; here: {error}"
-        self._finish("aborted", error[:500], None)
+        # The run is already ending: a SIGTERM that lands now (torchrun signals the survivors of a dead rank,
+        # SLURM every task) must not cut the aborted row short. The exception in flight still ends the run.
+        held = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if held else None
+        try:
+            self._finish("aborted", error[:500], None)
+        finally:
+            if held:
+                signal.signal(signal.SIGTERM, previous)
         return False  # the exception goes on: the caller decides the exit status
 
     def _finish(self, status: str, error: Optional[str], result: Optional[FitResult]) -> dict:
