@@ -38,7 +38,7 @@ MODULES = {
     "stats": ("bench/core/stats.py", ["tests/test_stats.py"]),
     "summary": ("bench/report/summary.py", ["tests/test_report.py"]),
     "verify": ("bench/report/verify.py", ["tests/test_report.py"]),
-    "augment": ("bench/data/augment.py", ["tests/test_loaders.py"]),
+    "augment": ("bench/data/augment.py", ["tests/test_augment.py", "tests/test_loaders.py"]),
     "sharding": ("bench/data/sharding.py", ["tests/test_loaders.py"]),
 }
 COPY = ["bench", "tests", "recipes", "pyproject.toml"]  # what the fast tests read (no data: they need none)
