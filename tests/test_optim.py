@@ -274,7 +274,9 @@ def test_fit_hands_a_grad_scaler_to_fp16_steps_only(monkeypatch, precision, scal
     monkeypatch.setattr(loop, "train_step", spy)
     wired_fit(ONE_CYCLE, epochs=1, precision=precision)
     assert len(scalers) == 3
-    assert all(isinstance(s, torch.amp.GradScaler) if scaled else s is None for s in scalers)
+    # a scaler made for another device than the batches' (GradScaler's default is cuda) scales nothing here
+    assert all(isinstance(s, torch.amp.GradScaler) and s.is_enabled() and s._device == "cpu" if scaled
+               else s is None for s in scalers)
 
 
 def test_fp16_step_with_overflowing_gradients_is_skipped_and_the_scale_halved():

@@ -34,17 +34,18 @@ class Batches:
         return iter(self.data)
 
 
-def run_scripted(accs, *, epochs=10, eval_every=1, target=0.9, counts=True, lr=0.1):
+def run_scripted(accs, *, epochs=10, eval_every=1, target=0.9, counts=True, lr=0.1, mode="max", batches=None,
+                 **fit_args):
     model = nn.Linear(8, 2)
-    batches = Batches()
+    batches = batches or Batches()
     opt = Scheduled(model, Optim(lr=lr, epochs=epochs, schedule=Schedule(kind="constant")), len(batches) * epochs)
     script = iter(accs)
     events = []
     clock = Clock(now=FakeTime(), since_process_start=0.0)
     clock.ready()
     result = fit(model, opt, batches, lambda: next(script), epochs=epochs, eval_every=eval_every, target=target,
-                 clock=clock, device_type="cpu", precision="fp32", target_counts=counts,
-                 on_event=lambda k, m: events.append((k, m)))
+                 clock=clock, device_type="cpu", precision="fp32", target_counts=counts, target_mode=mode,
+                 on_event=lambda k, m: events.append((k, m)), **fit_args)
     return result, events
 
 
@@ -134,3 +135,132 @@ def test_warm_up_leaves_weights_buffers_and_optimizer_untouched():
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
     assert opt.state_dict()["state"] == {} and all(p.grad is None for p in model.parameters())
     assert model.training
+
+
+def test_a_missed_run_gives_no_reason():
+    result, _ = run_scripted([0.3], epochs=1)
+    assert result.status == "missed" and result.reason == ""
+
+
+def test_lower_is_better_targets():
+    """GAN metrics (fd_judge): the best is the lowest, and a run reaches its target by going at or below it."""
+    t = TargetTracker(250.0, mode="min")
+    assert not t.observe(300.0, 1.0) and t.best == 300.0
+    assert t.observe(250.0, 2.0) and t.reached_at == 2.0
+    assert not t.observe(200.0, 3.0) and t.best == 200.0
+    result, _ = run_scripted([400.0, 260.0, 249.5, 100.0], target=250.0, mode="min")
+    assert result.status == "reached" and result.epochs == 3 and result.best_acc == 249.5
+    result, _ = run_scripted([0.95, 0.99], epochs=2, target=0.5, mode="min")  # never low enough
+    assert result.status == "missed" and result.best_acc == 0.95
+
+
+class Recording(Batches):
+    """Records the epoch index each pass asks the loader for; a fake perf_counter advances 0.25 s per batch."""
+
+    def __init__(self, fake_time=None):
+        super().__init__()
+        self.asked, self.fake_time = [], fake_time
+
+    def epoch(self, e):
+        self.asked.append(e)
+        for batch in self.data:
+            if self.fake_time is not None:
+                self.fake_time[0] += 0.25
+            yield batch
+
+
+def test_the_loader_is_asked_for_epochs_from_0():
+    """The loader's epoch index seeds the shuffle and the augmentation plan (alternating flips by its parity)."""
+    batches = Recording()
+    run_scripted([0.1, 0.2, 0.3], epochs=3, batches=batches)
+    assert batches.asked == [0, 1, 2]
+
+
+def test_data_wait_sums_every_batch_wait(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.train import loop
+
+    now = [0.0]
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    steps = []
+    result, _ = run_scripted([0.1, 0.2], epochs=2, batches=Recording(now), on_step=lambda i, n: steps.append((i, n)))
+    assert [r.data_wait_s for r in result.records] == [0.75, 0.75]  # 3 batches x 0.25 s, each epoch
+    assert steps == [(1, 3), (2, 3), (3, 3)] * 2
+
+
+def test_data_wait_fraction():
+    from types import SimpleNamespace as R
+
+    assert data_wait_fraction([R(epoch_s=2.0, data_wait_s=0.5), R(epoch_s=3.0, data_wait_s=1.0)]) == 0.3
+    assert data_wait_fraction([]) is None and data_wait_fraction([R(epoch_s=0.0, data_wait_s=0.0)]) is None
+
+
+def test_train_loss_is_the_plain_cross_entropy_by_default():
+    """With a vanishing lr the weights stay put, so each epoch's train_loss is the images-weighted mean
+    cross-entropy of the batches at the initial weights (no label smoothing unless the recipe asks)."""
+    torch.manual_seed(0)
+    model = nn.Linear(8, 2)
+    batches = Batches(n_batches=3, bs=4)
+    batches.data[-1] = tuple(t[:2] for t in batches.data[-1])  # a short last batch: weights 4, 4, 2
+    with torch.no_grad():
+        want = sum(nn.functional.cross_entropy(model(x), y).item() * len(y) for x, y in batches.data) / 10
+    opt = Scheduled(model, Optim(lr=1e-30, epochs=1, schedule=Schedule(kind="constant")), 3)
+    clock = Clock(now=FakeTime(), since_process_start=0.0)
+    clock.ready()
+    result = fit(model, opt, batches, lambda: 0.0, epochs=1, eval_every=1, target=0.9, clock=clock,
+                 device_type="cpu", precision="fp32")
+    assert result.records[0].train_loss == pytest.approx(want, rel=1e-6)
+
+
+class Lookup(nn.Module):
+    """Logits 3*onehot(x[..., 0]) + 2*onehot(x[..., 1]) over 4 classes, for (B, 1, 1, 3) inputs: it predicts
+    the first value, and under flip TTA (views [a, b, c] and [c, b, a]) the middle one."""
+
+    def forward(self, x):
+        onehot = nn.functional.one_hot(x[:, 0, 0, :2].long(), 4).float()
+        return 3 * onehot[:, 0] + 2 * onehot[:, 1]
+
+
+def lookup_batches():
+    g = torch.Generator().manual_seed(5)
+    batches = []
+    for size in (5, 3, 4):
+        x = torch.randint(0, 4, (size, 1, 1, 3), generator=g).float()
+        x[:, 0, 0, 1] = (x[:, 0, 0, 0] + 1) % 4  # first and middle values differ, so the two modes differ
+        batches.append((x, torch.randint(0, 4, (size,), generator=g)))
+    return batches
+
+
+def test_evaluate_counts_correct_images_over_every_batch():
+    from bench.train.loop import evaluate
+
+    batches = lookup_batches()
+    plain = sum(int((x[:, 0, 0, 0].long() == y).sum()) for x, y in batches)
+    flipped = sum(int((x[:, 0, 0, 1].long() == y).sum()) for x, y in batches)
+    assert plain != flipped and 0 < plain < 12
+    model = Lookup().train()
+    assert evaluate(model, batches, "cpu", "fp32") == plain / 12
+    assert model.training  # put back as it was
+    assert evaluate(model.eval(), batches, "cpu", "fp32", tta="flip") == flipped / 12 and not model.training
+    # Several processes: the reduction pools (correct, total) over ranks before dividing.
+    pooled = evaluate(model, batches, "cpu", "fp32", reduce=lambda v: [v[0] + 3.0, v[1] + 8.0])
+    assert pooled == (plain + 3) / 20
+    assert evaluate(model, [], "cpu", "fp32") == 0.0
+
+
+def test_warm_up_puts_back_optimizer_state_that_already_exists():
+    from bench.train.loop import warm_up
+
+    torch.manual_seed(0)
+    model = nn.Linear(8, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()  # momentum buffers now exist and warm-up's steps would change them in place
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    buffers = [opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]
+    warm_up(model, model, opt, steps=2, train_batches=[(x, y)], eval_batches=[x], device_type="cpu",
+            precision="fp32")
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(b, opt.state[p]["momentum_buffer"]) for b, p in zip(buffers, model.parameters()))
