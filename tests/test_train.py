@@ -35,7 +35,7 @@ class Batches:
 
 
 def run_scripted(accs, *, epochs=10, eval_every=1, target=0.9, counts=True, lr=0.1, mode="max", batches=None,
-                 **fit_args):
+                 evaluate_fn=None, **fit_args):
     model = nn.Linear(8, 2)
     batches = batches or Batches()
     opt = Scheduled(model, Optim(lr=lr, epochs=epochs, schedule=Schedule(kind="constant")), len(batches) * epochs)
@@ -43,7 +43,7 @@ def run_scripted(accs, *, epochs=10, eval_every=1, target=0.9, counts=True, lr=0
     events = []
     clock = Clock(now=FakeTime(), since_process_start=0.0)
     clock.ready()
-    result = fit(model, opt, batches, lambda: next(script), epochs=epochs, eval_every=eval_every, target=target,
+    result = fit(model, opt, batches, evaluate_fn or (lambda: next(script)), epochs=epochs, eval_every=eval_every, target=target,
                  clock=clock, device_type="cpu", precision="fp32", target_counts=counts, target_mode=mode,
                  on_event=lambda k, m: events.append((k, m)), **fit_args)
     return result, events
@@ -264,3 +264,53 @@ def test_warm_up_puts_back_optimizer_state_that_already_exists():
             precision="fp32")
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     assert all(torch.equal(b, opt.state[p]["momentum_buffer"]) for b, p in zip(buffers, model.parameters()))
+
+
+def test_an_evaluation_can_fail_the_run_and_its_extras_ride_in_the_event():
+    """A GAN's evaluate_fn returns (value, extras); extras["failure"] (mode collapse) ends the run as failed."""
+    script = iter([(300.0, {"kid_judge": 0.5}), (280.0, {"failure": "mode collapse: 1 of 10 classes"}), (1.0, {})])
+    result, events = run_scripted([], epochs=3, target=250.0, mode="min", eval_key="eval_score",
+                                  evaluate_fn=lambda: next(script))
+    assert result.status == "failed" and result.epochs == 2
+    assert result.reason == "epoch 2: mode collapse: 1 of 10 classes"
+    assert result.final_acc == 280.0 and result.best_acc == 300.0  # a failed evaluation is no one's best
+    scores = [m for k, m in events if k == "eval_score"]
+    assert [m["value"] for m in scores] == [300.0, 280.0] and scores[0]["kid_judge"] == 0.5
+    # Not an accuracy: the record keeps it as the metric, and test_acc stays empty.
+    assert [(r.test_acc, r.metric_value) for r in result.records] == [(None, 300.0), (None, 280.0)]
+    classifier, _ = run_scripted([0.5], epochs=1)
+    assert (classifier.records[0].test_acc, classifier.records[0].metric_value) == (0.5, 0.5)
+
+
+def test_synthetic_reason_in_full():
+    result, _ = run_scripted([0.99], epochs=1, counts=False)
+    assert result.reason == "synthetic data: accuracy never counts towards a target"
+
+
+def test_images_per_second_is_images_over_epoch_time():
+    class Quarter(FakeTime):
+        def __call__(self):
+            self.t += 0.25
+            return self.t
+
+    model = nn.Linear(8, 2)
+    batches = Batches(n_batches=1, bs=1)  # one image: the epoch's mean loss is that image's loss
+    opt = Scheduled(model, Optim(lr=1e-30, epochs=1, schedule=Schedule(kind="constant")), 1)
+    with torch.no_grad():
+        want = nn.functional.cross_entropy(model(batches.data[0][0]), batches.data[0][1]).item()
+    clock = Clock(now=Quarter(), since_process_start=0.0)
+    clock.ready()
+    result = fit(model, opt, batches, lambda: 0.0, epochs=1, eval_every=1, target=0.9, clock=clock,
+                 device_type="cpu", precision="fp32")
+    r = result.records[0]
+    assert r.epoch_s == 0.25 and r.images_per_s == 4.0
+    assert r.train_loss == pytest.approx(want, rel=1e-6)
+
+
+def test_autocast_is_off_for_fp32_and_on_for_bf16():
+    from bench.train.loop import autocast
+
+    with autocast("cpu", "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast("cpu", "bf16"):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
