@@ -533,3 +533,74 @@ def test_verify_names_an_edited_dawnbench_tsv(tmp_path, capsys):
     err = verify_errors(b, capsys)
     assert f"runs/{run_id}/dawnbench.tsv: differs from what the raw files give" in err, err
     assert f"runs/{run_id}/dawnbench.tsv: changed" in err
+
+
+ROW_EDITS = {"status": "missed", "time_to_target_s": "21.0", "best_acc": "0.95", "final_acc": "0.95", "epochs": "3",
+             "init_s": "2.5", "wall_s": "22.5", "gpu_hours": "1.0", "cost_usd": "5.0", "seed": "7", "world_size": "2",
+             "target": "0.8", "recipe": "other", "recipe_hash": "0" * 16, "dataset_fingerprint": "e" * 64}
+
+
+@pytest.fixture(scope="module")
+def hand_bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("hand"), RUNS[:1])
+
+
+def edited_row(hand_bundle: Path, tmp_path: Path, field: str, value: str) -> tuple[Path, str]:
+    import csv
+
+    b = tmp_path / hand_bundle.name
+    shutil.copytree(hand_bundle, b)
+    with (b / "results.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    rows[1][rows[0].index(field)] = value
+    with (b / "results.csv").open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return b, rows[1][rows[0].index("run_id")]
+
+
+@pytest.mark.parametrize("field", ROW_EDITS)
+def test_verify_names_each_edited_row_field(hand_bundle, tmp_path, capsys, field):
+    """Every verifiable cell of results.csv is recomputed from the raw files: an edit is named by line, run and
+    column, with the value the event logs give."""
+    assert bench("verify", hand_bundle) == 0
+    capsys.readouterr()
+    b, rid = edited_row(hand_bundle, tmp_path, field, ROW_EDITS[field])
+    err = verify_errors(b, capsys)
+    assert f"results.csv:2: run {rid}: {field}: file has " in err, err
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 2 and "results.csv: changed" in err, err  # that cell, and the MANIFEST's hash
+
+
+def test_verify_names_a_cell_that_is_not_a_number(hand_bundle, tmp_path, capsys):
+    b, rid = edited_row(hand_bundle, tmp_path, "wall_s", "n/a")
+    err = verify_errors(b, capsys)
+    assert f"results.csv:2: run {rid}: wall_s is 'n/a', not a number" in err, err
+
+
+def test_summary_diff_names_every_difference():
+    from bench.report.verify import _Diff
+
+    want = {"a": 1.0, "b": {"c": [1, 2]}, "runs": [{"run_id": "r1", "x": 0.5}, {"run_id": "r2", "x": 1}],
+            "gone": 3, "s": "t", "n": None, 5: 2}
+    got = {"a": 1.0 + 1e-12, "b": {"c": [1, 2, 3]}, "runs": [{"run_id": "r1", "x": 0.6}, {"run_id": "r3", "x": 1}],
+           "extra": 4, "s": "u", "n": 0, 5: 2}
+    d = _Diff("summary.json")
+    d.walk(want, got, "")
+    assert d.problems == [
+        "summary.json: b.c: 3 entries, the event logs give 2",
+        "summary.json: extra: unexpected field (value 4)",
+        "summary.json: gone: missing (the event logs give 3)",
+        "summary.json: n: file has 0, the raw files give None",
+        "summary.json: runs[r1].x: file has 0.6, the event logs give 0.5",
+        "summary.json: runs[1]: run 'r3', expected 'r2'",
+        "summary.json: s: file has 'u', the raw files give 't'",
+    ]
+    assert d.figures == 5  # a, b.c[0], b.c[1], runs[r1].x and key 5: numbers compared on both sides
+
+
+def test_verify_compares_numbers_within_1e9_relative():
+    from bench.report.verify import _close, _is_num
+
+    assert _close(0.5, 0.5 * (1 + 1e-10)) and not _close(0.5, 0.5 * (1 + 1e-8)) and not _close(0.5, 0.6)
+    assert _close(0.0, 1e-13) and not _close(0.0, 1e-11)
+    assert _is_num(1) and _is_num(1.5) and not _is_num(True) and not _is_num("1") and not _is_num(None)
