@@ -581,9 +581,9 @@ def test_summary_diff_names_every_difference():
     from bench.report.verify import _Diff
 
     want = {"a": 1.0, "b": {"c": [1, 2]}, "runs": [{"run_id": "r1", "x": 0.5}, {"run_id": "r2", "x": 1}],
-            "gone": 3, "s": "t", "n": None, 5: 2}
+            "gone": 3, "s": "t", "n": None, 5: 2, "shape": {"x": 1}}
     got = {"a": 1.0 + 1e-12, "b": {"c": [1, 2, 3]}, "runs": [{"run_id": "r1", "x": 0.6}, {"run_id": "r3", "x": 1}],
-           "extra": 4, "s": "u", "n": 0, 5: 2}
+           "extra": 4, "s": "u", "n": 0, 5: 2, "shape": [1]}
     d = _Diff("summary.json")
     d.walk(want, got, "")
     assert d.problems == [
@@ -594,6 +594,7 @@ def test_summary_diff_names_every_difference():
         "summary.json: runs[r1].x: file has 0.6, the event logs give 0.5",
         "summary.json: runs[1]: run 'r3', expected 'r2'",
         "summary.json: s: file has 'u', the raw files give 't'",
+        "summary.json: shape: file has [1], the raw files give {'x': 1}",
     ]
     assert d.figures == 5  # a, b.c[0], b.c[1], runs[r1].x and key 5: numbers compared on both sides
 
