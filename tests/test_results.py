@@ -391,6 +391,7 @@ def test_check_table_refuses_what_could_not_take_a_row(tmp_path):
         results.check_table(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("")
+    blocker.chmod(0o755)  # a file is no folder even where its permissions would pass os.access (e.g. as root)
     with pytest.raises(BenchError, match=r"cannot create or write it in .*file \(not a folder\)"):
         results.check_table(blocker / "sub" / "results.csv")
     table = tmp_path / "results.csv"
