@@ -43,9 +43,9 @@ def run_scripted(accs, *, epochs=10, eval_every=1, target=0.9, counts=True, lr=0
     events = []
     clock = Clock(now=FakeTime(), since_process_start=0.0)
     clock.ready()
-    result = fit(model, opt, batches, evaluate_fn or (lambda: next(script)), epochs=epochs, eval_every=eval_every, target=target,
-                 clock=clock, device_type="cpu", precision="fp32", target_counts=counts, target_mode=mode,
-                 on_event=lambda k, m: events.append((k, m)), **fit_args)
+    result = fit(model, opt, batches, evaluate_fn or (lambda: next(script)), epochs=epochs, eval_every=eval_every,
+                 target=target, clock=clock, device_type="cpu", precision="fp32", target_counts=counts,
+                 target_mode=mode, on_event=lambda k, m: events.append((k, m)), **fit_args)
     return result, events
 
 
