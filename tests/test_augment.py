@@ -23,8 +23,6 @@ def oracle(images: np.ndarray, plan, augment: Augment) -> torch.Tensor:
     """The docstring's steps 1-6, one image at a time: (N,3,H,W) float32."""
     mode = "reflect" if augment.pad_mode == "reflect" else "constant"
     p = augment.pad
-    mean = torch.tensor(augment.mean)[:, None, None]
-    std = torch.tensor(augment.std)[:, None, None]
     ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation)
     out = []
     for i, img in enumerate(images):
@@ -39,8 +37,13 @@ def oracle(images: np.ndarray, plan, augment: Augment) -> torch.Tensor:
                     x = ops[k](x, float(plan.factors[i, k]))
         if plan.angle is not None:
             x = TF.rotate(x, float(plan.angle[i]), interpolation=TF.InterpolationMode.NEAREST)
-        out.append((x - mean) / std)
-    return torch.stack(out)
+        out.append(x)
+    return normalised(torch.stack(out), augment)
+
+
+def normalised(x: torch.Tensor, augment: Augment) -> torch.Tensor:
+    """Step 6 on (N,3,H,W) floats in [0, 1]."""
+    return (x - torch.tensor(augment.mean)[:, None, None]) / torch.tensor(augment.std)[:, None, None]
 
 
 @pytest.mark.parametrize("augment", [
@@ -65,9 +68,7 @@ def test_train_transform_matches_an_image_by_image_oracle(augment):
 def test_eval_transform_is_normalisation_alone():
     augment = Augment(brightness=0.5, rotate=10.0)  # train-only steps must not leak into eval
     got = reference(IMAGES, None, augment)
-    mean = torch.tensor(augment.mean)[:, None, None]
-    std = torch.tensor(augment.std)[:, None, None]
-    want = (torch.from_numpy(IMAGES).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    want = normalised(torch.from_numpy(IMAGES).permute(0, 3, 1, 2).float() / 255, augment)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 

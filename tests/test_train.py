@@ -12,13 +12,13 @@ from bench.train.loop import TargetTracker, data_wait_fraction, fit
 
 
 class FakeTime:
-    """Every clock read advances 1 s, so elapsed times are exact and test-controlled."""
+    """Every clock read advances `tick` seconds (1 s), so elapsed times are exact and test-controlled."""
 
-    def __init__(self):
-        self.t = 100.0
+    def __init__(self, tick=1.0):
+        self.t, self.tick = 100.0, tick
 
     def __call__(self):
-        self.t += 1.0
+        self.t += self.tick
         return self.t
 
 
@@ -196,21 +196,29 @@ def test_data_wait_fraction():
     assert data_wait_fraction([]) is None and data_wait_fraction([R(epoch_s=0.0, data_wait_s=0.0)]) is None
 
 
-def test_train_loss_is_the_plain_cross_entropy_by_default():
-    """With a vanishing lr the weights stay put, so each epoch's train_loss is the images-weighted mean
-    cross-entropy of the batches at the initial weights (no label smoothing unless the recipe asks)."""
+def still_epoch(batches, tick=1.0):
+    """One fit epoch of a fresh Linear(8, 2) at a vanishing lr, so its weights stay put; returns the epoch's
+    record and the images-weighted mean cross-entropy of the batches at those weights."""
     torch.manual_seed(0)
     model = nn.Linear(8, 2)
-    batches = Batches(n_batches=3, bs=4)
-    batches.data[-1] = tuple(t[:2] for t in batches.data[-1])  # a short last batch: weights 4, 4, 2
     with torch.no_grad():
-        want = sum(nn.functional.cross_entropy(model(x), y).item() * len(y) for x, y in batches.data) / 10
-    opt = Scheduled(model, Optim(lr=1e-30, epochs=1, schedule=Schedule(kind="constant")), 3)
-    clock = Clock(now=FakeTime(), since_process_start=0.0)
+        want = sum(nn.functional.cross_entropy(model(x), y).item() * len(y) for x, y in batches.data)
+    want /= sum(len(y) for _, y in batches.data)
+    opt = Scheduled(model, Optim(lr=1e-30, epochs=1, schedule=Schedule(kind="constant")), len(batches))
+    clock = Clock(now=FakeTime(tick), since_process_start=0.0)
     clock.ready()
     result = fit(model, opt, batches, lambda: 0.0, epochs=1, eval_every=1, target=0.9, clock=clock,
                  device_type="cpu", precision="fp32")
-    assert result.records[0].train_loss == pytest.approx(want, rel=1e-6)
+    return result.records[0], want
+
+
+def test_train_loss_is_the_plain_cross_entropy_by_default():
+    """Each epoch's train_loss is the images-weighted mean cross-entropy (no label smoothing unless the recipe
+    asks)."""
+    batches = Batches(n_batches=3, bs=4)
+    batches.data[-1] = tuple(t[:2] for t in batches.data[-1])  # a short last batch: weights 4, 4, 2
+    record, want = still_epoch(batches)
+    assert record.train_loss == pytest.approx(want, rel=1e-6)
 
 
 class Lookup(nn.Module):
@@ -288,21 +296,8 @@ def test_synthetic_reason_in_full():
 
 
 def test_images_per_second_is_images_over_epoch_time():
-    class Quarter(FakeTime):
-        def __call__(self):
-            self.t += 0.25
-            return self.t
-
-    model = nn.Linear(8, 2)
-    batches = Batches(n_batches=1, bs=1)  # one image: the epoch's mean loss is that image's loss
-    opt = Scheduled(model, Optim(lr=1e-30, epochs=1, schedule=Schedule(kind="constant")), 1)
-    with torch.no_grad():
-        want = nn.functional.cross_entropy(model(batches.data[0][0]), batches.data[0][1]).item()
-    clock = Clock(now=Quarter(), since_process_start=0.0)
-    clock.ready()
-    result = fit(model, opt, batches, lambda: 0.0, epochs=1, eval_every=1, target=0.9, clock=clock,
-                 device_type="cpu", precision="fp32")
-    r = result.records[0]
+    # one image: the epoch's mean loss is that image's loss
+    r, want = still_epoch(Batches(n_batches=1, bs=1), tick=0.25)
     assert r.epoch_s == 0.25 and r.images_per_s == 4.0
     assert r.train_loss == pytest.approx(want, rel=1e-6)
 
