@@ -299,7 +299,13 @@ def test_submit_refuses_a_bundle_that_fails_verify(bundle, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ hand-made logs
 
 def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9) -> Path:
-    """A bundle written through the real BundleWriter and MLLogger, from scripted evaluations."""
+    """A bundle written through the real BundleWriter and MLLogger, from scripted evaluations.
+
+    The three PNGs are left out: drawing them is 95% of the time it takes to make a bundle (which the
+    mutation runs pay once per mutant), verify only hashes them through the MANIFEST and summary never
+    reads them. The real bundle's tests (marked slow) draw them."""
+    from unittest import mock
+
     from bench.core import mllog
     from bench import recipe
     from bench.run.bundle import BundleWriter
@@ -354,7 +360,8 @@ def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9) -> Path:
                     "gpus": gpus},
                    {"t": now[0] - 1, "cpu_percent": 55.0, "proc_rss_mb": 950.0, "proc_cpu_percent": 99.0,
                     "gpus": gpus}], w.run_dir(run_id) / "telemetry.csv")
-    return w.finish()
+    with mock.patch("bench.report.plots.write", return_value=[]):
+        return w.finish()
 
 
 RUNS = [
