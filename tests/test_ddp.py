@@ -1,8 +1,9 @@
 """DistributedDataParallel on the CPU: two gloo processes started by torchrun through `bench run`.
 
-Tolerance: the two-process run (2 x 256 per device) and the one-process run (512) see the same global
-batch and schedule; per-process BatchNorm statistics and a different sample order make them differ a
-little, so final accuracies must agree within 6 points on this 2,000-image test subset."""
+That DDP trains like one process on the global batch is tested step by step, bit for bit, in
+test_ddp_steps.py (a run-to-target comparison within a few points could not tell a missing gradient
+all-reduce from noise); here the whole path: the re-launch, two ranks to the target, one row.
+"""
 import os
 import signal
 import subprocess
@@ -17,7 +18,6 @@ from bench.core.results import read_table
 
 CONFIG = ["--set", "data.train_subset=8000", "--set", "data.test_subset=2000", "--set", "optim.epochs=3",
           "--set", "target.value=0.40", "--set", "model.params.widths=[16,32,64,64]"]
-TOLERANCE = 0.06
 
 
 def bench_cmd(tmp_path, archive, *extra):
@@ -30,22 +30,17 @@ def env():
 
 
 @pytest.mark.slow
-def test_two_processes_reach_target_and_match_one_process(tmp_path, jpeg_archive):
+def test_two_processes_reach_the_target_and_land_one_row(tmp_path, jpeg_archive):
     two = subprocess.run(bench_cmd(tmp_path, jpeg_archive, "--set", "hardware.procs_per_node=2",
                                    "--set", "data.batch_size=256"),
                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=400)
     assert two.returncode == 0, two.stdout + two.stderr
     assert "re-launching through torchrun" in two.stdout
-    one = subprocess.run(bench_cmd(tmp_path, jpeg_archive), cwd=tmp_path, env={**env(), "OMP_NUM_THREADS": "2"},
-                         capture_output=True, text=True, timeout=400)
-    assert one.returncode == 0, one.stdout + one.stderr
     df = read_table(tmp_path / "results.csv")
-    assert len(df) == 2  # rank 0 alone writes: one row per run, not one per process
-    ddp, single = df.iloc[0], df.iloc[1]
+    assert len(df) == 1  # rank 0 alone writes: one row per run, not one per process
+    ddp = df.iloc[0]
     assert (ddp["world_size"], ddp["backend"], ddp["global_batch_size"]) == (2, "gloo", 512)
-    assert (single["world_size"], single["global_batch_size"]) == (1, 512)
-    assert ddp["status"] == "reached" and single["status"] == "reached"
-    assert abs(ddp["final_acc"] - single["final_acc"]) <= TOLERANCE, (ddp["final_acc"], single["final_acc"])
+    assert ddp["status"] == "reached" and ddp["final_acc"] >= 0.40
     assert ddp["gpu_hours"] == pytest.approx(2 * ddp["wall_s"] / 3600, rel=1e-6)
 
 

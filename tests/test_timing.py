@@ -130,7 +130,7 @@ def test_event_log_brackets_each_phase_at_the_scripted_times(tmp_path, monkeypat
         ("eval_accuracy", 2, 242.0),
     ]
     assert [e["metadata"]["elapsed_s"] for e in events if e["key"] == mllog.EVAL_ACCURACY] == [121.0, 242.0]
-    facts = run_facts("r", events, target=0.5)
+    facts = run_facts("r", events, target=0.5, target_counts=True, mode="max")
     assert facts["evals"][-1]["elapsed_s"] == result.time_to_target_s == 242.0
 
 

@@ -197,7 +197,7 @@ def _number(value, where: str, what: str, allow_none: bool = False):
     return value
 
 
-def run_facts(run_id: str, events: list[dict], target: float, target_counts: bool = True, mode: str = "max") -> dict:
+def run_facts(run_id: str, events: list[dict], target: float, target_counts: bool, mode: str) -> dict:
     """What one run did, from its event log. `log_problems` lists where the log contradicts itself.
     Evaluations are eval_accuracy events (classifiers) or eval_score events (any other metric, bench.core.mllog;
     their other figures are kept under "extras"); `mode` says whether higher (max) or lower (min) is better."""

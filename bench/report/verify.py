@@ -97,11 +97,7 @@ def _load_raw(bundle: Path, problems: list[str]) -> summ.Raw | None:
 
 
 def _check_recipe_hash(raw: summ.Raw, problems: list[str]) -> None:
-    try:
-        got = summ.recipe_hash(raw.recipe)
-    except BenchError as e:
-        problems.append(f"recipe.yaml: cannot be resolved again to check its hash: {e}")
-        return
+    got = summ.recipe_hash(raw.recipe)  # a hash of the values as written: any mapping has one
     if got != raw.recipe_hash:
         problems.append(f"recipe.yaml: its header says hash {raw.recipe_hash!r} but its contents hash to {got!r}")
 
