@@ -404,6 +404,7 @@ def test_summary_figures_match_hand_computation(tmp_path):
     assert st["ttest"]["t"] == pytest.approx(float(want.statistic), rel=1e-12)
     assert st["ttest"]["p"] == pytest.approx(float(want.pvalue), rel=1e-12) and st["ttest"]["df"] == 3
     assert st["ttest"]["all_above_target"] is False  # 0.88 is below
+    assert st["ttest"]["hypothesis"] == "H0: mean accuracy <= target; H1: mean accuracy > target (one-sided)"
     assert s["dataset"]["official_cifar10"] is True
     assert "NOT official" not in (b / "report.md").read_text()
     assert bench("verify", b) == 0
@@ -798,6 +799,8 @@ def test_a_score_bundle_verifies_and_its_metric_columns_are_checked(tmp_path):
     # an eval_score's other figures ride along; the baselines come without the logger's file and line
     assert s["runs"][0]["evals"][1] == {"epoch": 2, "elapsed_s": 20.0, "value": 240.0, "is_judge": 1.5}
     assert s["runs"][1]["baselines"] == {"untrained": {"fd_judge": 400.0}, "real": {"fd_judge": 50.0}}
+    assert s["stats"]["ttest"]["hypothesis"] == ("H0: mean fd_judge >= target; H1: mean fd_judge < target "
+                                                 "(one-sided)")
     assert s["target_check"] == {"untrained": 400.0, "real": 50.0, "target": 250.0, "halfway": 225.0,
                                  "share_of_the_way": pytest.approx(150 / 350), "at_least_halfway": False}
     assert problems_of(b) == []
@@ -828,6 +831,7 @@ RECIPE_EDITS = {  # the recipe.yaml written instead -> the error `bench report` 
     # an unclosed list: the parser finds out at the end of the text, on line 3
     "# resolved recipe x, hash 0\na: [\n": "recipe.yaml:3: not valid YAML (expected the node content, but found "
                                            "'<stream end>')",
+    "a: \x07\n": "recipe.yaml: not valid YAML (unacceptable character #x0007: special characters are not allowed)",
     "": "recipe.yaml: not a resolved recipe (no target.value)",
     "- 1\n": "recipe.yaml: not a resolved recipe (no target.value)",
     "target: 5\n": "recipe.yaml: not a resolved recipe (no target.value)",
@@ -856,6 +860,18 @@ def test_the_recipe_header_gives_the_stated_hash(hand_bundle, tmp_path, header, 
     (b / "recipe.yaml").write_text(f"{header}\n{body}")
     recipe, got = summary.read_recipe(b)
     assert got == stated and recipe["target"]["value"] == 0.9
+
+
+def test_load_reads_every_raw_file(hand_bundle):
+    from bench.report import summary
+
+    raw = summary.load(hand_bundle)
+    header = (hand_bundle / "recipe.yaml").read_text().splitlines()[0]
+    assert raw.dir == hand_bundle and header.endswith(f"hash {raw.recipe_hash}") and raw.target == 0.9
+    assert raw.env == json.loads((hand_bundle / "env.json").read_text())
+    assert raw.dataset == json.loads((hand_bundle / "dataset.json").read_text())
+    assert [r["run_id"] for r in raw.rows] == list(raw.logs) == run_ids_of(hand_bundle)
+    assert raw.logs[run_ids_of(hand_bundle)[0]][0]["key"] == "init_start"
 
 
 @pytest.mark.parametrize("content, error", [
@@ -931,6 +947,7 @@ def test_run_facts_read_a_reached_run():
     (reached_stop(time_to_target_s=19.0), "runs/r/mllog.txt:7: run_stop time_to_target_s 19.0 but the events give 20.0"),
     (reached_stop(bench_status="missed", status="aborted"),
      "runs/r/mllog.txt:7: run_stop says bench_status 'missed' but the evaluations make it 'reached'"),
+    (reached_stop(status="aborted"), "runs/r/mllog.txt:7: run_stop status 'aborted' does not match 'reached'"),
 ])
 def test_run_facts_name_where_a_log_contradicts_itself(stop, problem):
     from bench.report.summary import run_facts
@@ -1090,6 +1107,8 @@ def test_summary_prices_and_totals_without_a_world_size_or_any_price():
     assert none["totals"] == {"device_hours": None, "cost_usd": None}
     assert none["device"] == {"type": "cuda", "name": None, "count": None, "world_size": None, "nodes": 1}
     assert none["precision"] == "auto" and none["dataset"]["train_images_used"] is None
+    empty = summary.compute(rich_raw([], {}, env))  # a run set whose first run died before its log
+    assert empty["runs"] == [] and empty["stats"] is None and empty["dataset"]["test_images_used"] is None
 
 
 def test_a_run_counts_in_the_statistics_only_if_it_finished_with_an_evaluation():
@@ -1106,7 +1125,60 @@ def test_a_run_counts_in_the_statistics_only_if_it_finished_with_an_evaluation()
         None, "no run finished (every run was aborted or failed), so there is nothing to summarise")
 
 
-def test_summary_json_is_written_sorted_and_indented(hand_bundle):
-    text = (hand_bundle / "summary.json").read_text()
+def test_summary_json_is_written_sorted_and_indented(tmp_path):
+    text = (make_bundle(tmp_path, RUNS[:1]) / "summary.json").read_text()
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     assert text.startswith('{\n  "compile": false,\n  "conventions": {\n    "accuracy": ')
+
+
+def test_summary_compares_with_a_relative_1e9_and_an_absolute_1e12():
+    from bench.report.summary import _close
+
+    assert _close(0.5, 0.5 * (1 + 1e-10)) and not _close(0.5, 0.5 * (1 + 1e-8))
+    assert _close(0.0, 1e-13) and not _close(0.0, 1e-11)
+
+
+def facts_of(evals, stop, target_counts=True):
+    from bench.report.summary import run_facts
+
+    return run_facts("r", log_events("r", evals, stop), 0.9, target_counts, "max")
+
+
+def test_a_diverged_runs_last_evaluation_is_not_its_best():
+    """bench.train.loop stops a diverged (failed) run on the epoch that diverged, before that epoch's
+    evaluation can count as best; the final accuracy is still the last one evaluated."""
+    failed = {"status": "aborted", "bench_status": "failed", "wall_s": 30.0, "epochs": 3, "time_to_target_s": None}
+    f = facts_of([(10.0, 0.5), (20.0, 0.7), (30.0, 0.95)], failed)
+    assert (f["status"], f["best_acc"], f["final_acc"], f["time_to_target_s"]) == ("failed", 0.7, 0.95, None)
+    assert f["log_problems"] == []
+    # a run that diverged in an epoch with no evaluation: every evaluation counts
+    from bench.report.summary import run_facts
+
+    events = log_events("r", [(10.0, 0.5), (20.0, 0.6)], failed)
+    events.insert(-1, {"key": "epoch_stop", "value": None, "metadata": {"epoch_num": 3}})
+    f = run_facts("r", events, 0.9, True, "max")
+    assert (f["status"], f["best_acc"], f["final_acc"], f["log_problems"]) == ("failed", 0.6, 0.6, [])
+
+
+def test_a_run_with_no_evaluation_or_on_synthetic_data_has_no_accuracy_or_time():
+    missed = {"status": "aborted", "bench_status": "missed", "wall_s": 5.0, "epochs": 0, "time_to_target_s": None}
+    f = facts_of([], missed)
+    assert (f["status"], f["final_acc"], f["best_acc"], f["epochs"]) == ("missed", None, None, 0)
+    # accuracy on synthetic data never counts towards the target: missed, with no time-to-target
+    f = facts_of([(10.0, 0.95)], dict(missed, epochs=1), target_counts=False)
+    assert (f["status"], f["best_acc"], f["time_to_target_s"]) == ("missed", 0.95, None)
+    assert f["log_problems"] == []
+
+
+def test_excluded_runs_are_the_failed_the_aborted_and_those_never_evaluated():
+    from bench.report import summary
+
+    stop = {"status": "aborted", "wall_s": 5.0, "epochs": 1, "time_to_target_s": None}
+    logs = {"r1": log_events("r1", [(10.0, 0.5)], dict(stop, bench_status="failed")),
+            "r2": log_events("r2", [], dict(stop, bench_status="missed", epochs=0)),
+            "r3": log_events("r3", [(10.0, 0.5)], dict(stop, bench_status="missed")),
+            "r4": log_events("r4", [(10.0, 0.5)], None)}
+    s = summary.compute(rich_raw([], logs))
+    assert s["excluded_runs"] == [{"run_id": "r1", "status": "failed"}, {"run_id": "r2", "status": "missed"},
+                                  {"run_id": "r4", "status": "aborted"}]
+    assert s["stats"]["n_runs"] == 1

@@ -107,9 +107,10 @@ def read_recipe(bundle: Path) -> tuple[dict, str | None]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+        mark = getattr(e, "problem_mark", None)  # a reader error (a forbidden character) has no mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise BenchError(f"recipe.yaml{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        why = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise BenchError(f"recipe.yaml{line}: not valid YAML ({why})") from None
     if not isinstance(data, dict) or not isinstance(data.get("target"), dict) or "value" not in data["target"]:
         raise BenchError("recipe.yaml: not a resolved recipe (no target.value)")
     return data, stated
@@ -276,8 +277,8 @@ def _check_stop(stop, facts: dict, where: str, problems: list[str]) -> None:
             problems.append(f"{where}:{line}: run_stop {key} {said!r} but the events give {got!r}")
 
 
-def _close(a: float, b: float, rel: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _same(a, b) -> bool:
@@ -310,8 +311,7 @@ def priced(raw: Raw, facts: dict) -> dict:
     return {"device_hours": hours, "cost_usd": usd}
 
 
-def summarize_runs(runs: list[dict], target: float, mode: str = "max",
-                   what: str = "accuracy") -> tuple[dict | None, str | None]:
+def summarize_runs(runs: list[dict], target: float, mode: str, what: str) -> tuple[dict | None, str | None]:
     from bench.core.stats import summarize
 
     included = [r for r in runs if r["status"] in INCLUDED and r["final_acc"] is not None]
