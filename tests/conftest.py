@@ -71,3 +71,13 @@ def tiny_images(tmp_path_factory) -> Path:
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def hand_bundle(tmp_path_factory) -> Path:
+    """A one-run hand-made bundle (tests/bundles.py) that verifies; tests copy it before any edit."""
+    from bundles import RUNS, bench, make_bundle
+
+    b = make_bundle(tmp_path_factory.mktemp("hand"), RUNS[:1])
+    assert bench("verify", b) == 0  # unedited, it verifies: each problem a test finds comes from its one edit
+    return b

@@ -36,8 +36,8 @@ MODULES = {
     "optim": ("bench/train/optim.py", ["tests/test_optim.py"]),
     "results": ("bench/core/results.py", ["tests/test_results.py"]),
     "stats": ("bench/core/stats.py", ["tests/test_stats.py"]),
-    "summary": ("bench/report/summary.py", ["tests/test_report.py"]),
-    "verify": ("bench/report/verify.py", ["tests/test_report.py"]),
+    "summary": ("bench/report/summary.py", ["tests/test_summary.py", "tests/test_verify.py", "tests/test_report.py"]),
+    "verify": ("bench/report/verify.py", ["tests/test_verify.py", "tests/test_report.py"]),
     "augment": ("bench/data/augment.py", ["tests/test_augment.py", "tests/test_loaders.py"]),
     "sharding": ("bench/data/sharding.py", ["tests/test_loaders.py"]),
 }
