@@ -35,7 +35,8 @@ test: setup system-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Mutation testing (mutmut) over the modules that decide recorded numbers, one module at a time with the fast
-# tests that cover it; outside `make test` and CI (hours on 2 cores). Scores: tests/README.md.
+# tests that cover it; outside `make test` and CI (all nine modules: 73 minutes on the 2-core VM).
+# Scores: tests/README.md.
 #   make mutation [MUTATION_MODULES=clock,stats] [MUTATION_JOBS=2]
 MUTATION_MODULES ?=
 MUTATION_JOBS ?= 2

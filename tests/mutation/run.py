@@ -1,6 +1,6 @@
 """`make mutation`: mutation testing with mutmut over the modules where a silent change would falsify a
 result (the clock, the fit loop, the optimiser and schedules, the results table, statistics, the report
-summary and verify, augmentation and sharding). Not part of `make test` or CI: it takes hours on 2 cores.
+summary and verify, augmentation and sharding). Not part of `make test` or CI: it takes over an hour on 2 cores.
 
 Each module gets a run of its own, in build/mutation/<module>/, a fresh copy of the working tree whose
 pyproject.toml names that module alone and the fast tests that cover it (mutmut then runs, for each mutant,
