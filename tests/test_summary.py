@@ -109,10 +109,10 @@ def test_a_missing_or_cut_event_log_is_named_by_its_place_in_the_bundle(hand_bun
 
 # ------------------------------------------------------------------------------------------ a run's facts from its log
 
-def log_events(run_id: str, evals, stop: dict | None, epochs: int | None = None, **init) -> list[dict]:
-    """MLLOG records as summary reads them: init, one epoch_stop per evaluation, then run_stop."""
+def log_events(evals, stop: dict | None) -> list[dict]:
+    """MLLOG records as summary reads them: seed, init, one epoch_stop per evaluation, then run_stop."""
     ev = [{"key": "seed", "value": 3, "metadata": {}},
-          {"key": "init_stop", "value": None, "metadata": {"init_s": 1.5, **init}}]
+          {"key": "init_stop", "value": None, "metadata": {"init_s": 1.5}}]
     for i, (t, acc) in enumerate(evals, start=1):
         ev.append({"key": "epoch_stop", "value": None, "metadata": {"epoch_num": i}})
         ev.append({"key": "eval_accuracy", "value": acc, "metadata": {"epoch_num": i, "elapsed_s": t}})
@@ -129,7 +129,7 @@ def reached_stop(**over) -> dict:
 def test_run_facts_read_a_reached_run():
     from bench.report.summary import run_facts
 
-    f = run_facts("r", log_events("r", [(10.0, 0.85), (20.0, 0.91)], reached_stop()), 0.9, True, "max")
+    f = run_facts("r", log_events([(10.0, 0.85), (20.0, 0.91)], reached_stop()), 0.9, True, "max")
     assert (f["status"], f["time_to_target_s"], f["best_acc"], f["final_acc"], f["epochs"], f["seed"],
             f["init_s"], f["wall_s"]) == ("reached", 20.0, 0.91, 0.91, 2, 3, 1.5, 22.0)
     assert f["log_problems"] == []
@@ -146,7 +146,7 @@ def test_run_facts_read_a_reached_run():
 def test_run_facts_name_where_a_log_contradicts_itself(stop, problem):
     from bench.report.summary import run_facts
 
-    f = run_facts("r", log_events("r", [(10.0, 0.85), (20.0, 0.91)], stop), 0.9, True, "max")
+    f = run_facts("r", log_events([(10.0, 0.85), (20.0, 0.91)], stop), 0.9, True, "max")
     assert problem in f["log_problems"], f["log_problems"]
 
 
@@ -157,8 +157,8 @@ def test_run_facts_refuse_an_evaluation_that_is_not_a_finite_number(value, shown
 
     with pytest.raises(BenchError, match=re.escape(f"runs/r/mllog.txt:4: eval_accuracy value is {shown}, "
                                                    "expected a finite number")):
-        run_facts("r", log_events("r", [(10.0, value)], reached_stop()), 0.9, True, "max")
-    events = log_events("r", [(10.0, 0.95)], reached_stop())
+        run_facts("r", log_events([(10.0, value)], reached_stop()), 0.9, True, "max")
+    events = log_events([(10.0, 0.95)], reached_stop())
     del events[3]["metadata"]["elapsed_s"]
     with pytest.raises(BenchError, match="runs/r/mllog.txt:4: eval_accuracy elapsed_s is None, expected a finite"):
         run_facts("r", events, 0.9, True, "max")
@@ -167,7 +167,7 @@ def test_run_facts_refuse_an_evaluation_that_is_not_a_finite_number(value, shown
 def test_run_facts_keep_the_first_seed_and_the_sample_counts():
     from bench.report.summary import run_facts
 
-    events = log_events("r", [(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0))
+    events = log_events([(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0))
     events[1:1] = [{"key": "seed", "value": 4, "metadata": {}},  # a second seed event does not replace the first
                    {"key": "train_samples", "value": 50000, "metadata": {}},
                    {"key": "eval_samples", "value": 10000, "metadata": {}}]
@@ -178,7 +178,7 @@ def test_run_facts_keep_the_first_seed_and_the_sample_counts():
 def test_run_facts_name_a_logged_target_that_is_not_the_recipes():
     from bench.report.summary import run_facts
 
-    events = log_events("r", [(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0))
+    events = log_events([(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0))
     events.insert(1, {"key": "target_accuracy", "value": 0.8, "metadata": {}})
     assert run_facts("r", events, 0.9, True, "max")["log_problems"] == [
         "runs/r/mllog.txt: target_accuracy 0.8 differs from recipe.yaml's 0.9"]
@@ -189,7 +189,7 @@ def test_run_facts_name_a_logged_target_that_is_not_the_recipes():
 def test_run_facts_take_missing_init_and_wall_times_as_unknown():
     from bench.report.summary import run_facts
 
-    events = log_events("r", [(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0, wall_s=None))
+    events = log_events([(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0, wall_s=None))
     del events[1]["metadata"]["init_s"]
     f = run_facts("r", events, 0.9, True, "max")
     assert f["init_s"] is None and f["wall_s"] is None and f["status"] == "reached"
@@ -201,7 +201,7 @@ def test_run_facts_take_missing_init_and_wall_times_as_unknown():
 def test_run_facts_name_the_line_and_field_of_a_bad_number(where, what):
     from bench.report.summary import run_facts
 
-    events = log_events("r", [(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0))
+    events = log_events([(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0))
     events.insert(1, {"key": "target_accuracy", "value": 0.9, "metadata": {}})
     ev = events[where - 1]
     field = what.rsplit(" ", 1)[1]
@@ -242,9 +242,9 @@ def test_summary_json_says_what_the_raw_files_say():
     """Every descriptive field of summary.json, from a hand-made Raw whose every input is distinct."""
     from bench.report import summary
 
-    logs = {"r1": samples_logged(log_events("r1", [(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0,
+    logs = {"r1": samples_logged(log_events([(10.0, 0.95)], reached_stop(epochs=1, time_to_target_s=10.0,
                                                                                 wall_s=3600.0)), 4000, 1000),
-            "r2": log_events("r2", [(10.0, 0.5)], {"status": "aborted", "bench_status": "aborted", "wall_s": 7200.0,
+            "r2": log_events([(10.0, 0.5)], {"status": "aborted", "bench_status": "aborted", "wall_s": 7200.0,
                                                    "epochs": None, "time_to_target_s": None})}
     rows = [{"run_id": "r1", "device_name": "NVIDIA H100", "device_count": "2", "precision": "",
              "price_usd_per_hour": "", "price_source": "", "_line": 2},
@@ -281,8 +281,8 @@ def test_summary_prices_and_totals_without_a_world_size_or_any_price():
 
     env = {k: v for k, v in RICH_ENV.items() if k not in ("world_size", "cuda", "cpu", "git", "gpus")}
     stop = reached_stop(epochs=1, time_to_target_s=10.0, wall_s=1800.0)
-    logs = {"r1": log_events("r1", [(10.0, 0.95)], stop), "r2": log_events("r2", [(10.0, 0.95)], stop),
-            "r3": log_events("r3", [(10.0, 0.95)], None)}  # killed: no run_stop, no wall time, no device-hours
+    logs = {"r1": log_events([(10.0, 0.95)], stop), "r2": log_events([(10.0, 0.95)], stop),
+            "r3": log_events([(10.0, 0.95)], None)}  # killed: no run_stop, no wall time, no device-hours
     rows = [{"run_id": "r1", "price_source": LEGACY_CPU_SOURCE, "device_count": "1.5", "_line": 2},
             {"run_id": "r2", "price_source": "n/a", "_line": 3}]
     s = summary.compute(rich_raw(rows, logs, env))
@@ -335,7 +335,7 @@ def test_summary_compares_with_a_relative_1e9_and_an_absolute_1e12():
 def facts_of(evals, stop, target_counts=True):
     from bench.report.summary import run_facts
 
-    return run_facts("r", log_events("r", evals, stop), 0.9, target_counts, "max")
+    return run_facts("r", log_events(evals, stop), 0.9, target_counts, "max")
 
 
 def test_a_diverged_runs_last_evaluation_is_not_its_best():
@@ -348,7 +348,7 @@ def test_a_diverged_runs_last_evaluation_is_not_its_best():
     # a run that diverged in an epoch with no evaluation: every evaluation counts
     from bench.report.summary import run_facts
 
-    events = log_events("r", [(10.0, 0.5), (20.0, 0.6)], failed)
+    events = log_events([(10.0, 0.5), (20.0, 0.6)], failed)
     events.insert(-1, {"key": "epoch_stop", "value": None, "metadata": {"epoch_num": 3}})
     f = run_facts("r", events, 0.9, True, "max")
     assert (f["status"], f["best_acc"], f["final_acc"], f["log_problems"]) == ("failed", 0.6, 0.6, [])
@@ -368,10 +368,10 @@ def test_excluded_runs_are_the_failed_the_aborted_and_those_never_evaluated():
     from bench.report import summary
 
     stop = {"status": "aborted", "wall_s": 5.0, "epochs": 1, "time_to_target_s": None}
-    logs = {"r1": log_events("r1", [(10.0, 0.5)], dict(stop, bench_status="failed")),
-            "r2": log_events("r2", [], dict(stop, bench_status="missed", epochs=0)),
-            "r3": log_events("r3", [(10.0, 0.5)], dict(stop, bench_status="missed")),
-            "r4": log_events("r4", [(10.0, 0.5)], None)}
+    logs = {"r1": log_events([(10.0, 0.5)], dict(stop, bench_status="failed")),
+            "r2": log_events([], dict(stop, bench_status="missed", epochs=0)),
+            "r3": log_events([(10.0, 0.5)], dict(stop, bench_status="missed")),
+            "r4": log_events([(10.0, 0.5)], None)}
     s = summary.compute(rich_raw([], logs))
     assert s["excluded_runs"] == [{"run_id": "r1", "status": "failed"}, {"run_id": "r2", "status": "missed"},
                                   {"run_id": "r4", "status": "aborted"}]
