@@ -112,8 +112,7 @@ def verify_errors(b: Path, capsys) -> str:
 
 
 def edited_row(hand_bundle: Path, tmp_path: Path, field: str, value: str) -> tuple[Path, str]:
-    b = tmp_path / hand_bundle.name
-    shutil.copytree(hand_bundle, b)
+    b = copy_of(hand_bundle, tmp_path)
     with (b / "results.csv").open(newline="") as f:
         rows = list(csv.reader(f))
     rows[1][rows[0].index(field)] = value

@@ -325,11 +325,11 @@ def test_summary_json_is_written_sorted_and_indented(tmp_path):
     assert text.startswith('{\n  "compile": false,\n  "conventions": {\n    "accuracy": ')
 
 
-def test_summary_compares_with_a_relative_1e9_and_an_absolute_1e12():
-    from bench.report.summary import _close
+def test_summary_and_verify_compare_with_a_relative_1e9_and_an_absolute_1e12():
+    from bench.report.summary import close
 
-    assert _close(0.5, 0.5 * (1 + 1e-10)) and not _close(0.5, 0.5 * (1 + 1e-8))
-    assert _close(0.0, 1e-13) and not _close(0.0, 1e-11)
+    assert close(0.5, 0.5 * (1 + 1e-10)) and not close(0.5, 0.5 * (1 + 1e-8)) and not close(0.5, 0.6)
+    assert close(0.0, 1e-13) and not close(0.0, 1e-11)
 
 
 def facts_of(evals, stop, target_counts=True):

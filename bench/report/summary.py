@@ -53,6 +53,7 @@ CONVENTIONS = {
     "ttest": "one-sided one-sample t-test of the included runs' final accuracy against the target",
 }
 INCLUDED = ("reached", "missed")
+REL_TOL = 1e-9  # floats agree within this: a JSON or CSV round trip of a repr'd float always does
 
 
 @dataclass
@@ -232,7 +233,7 @@ def run_facts(run_id: str, events: list[dict], target: float, target_counts: boo
         elif key == mllog.RUN_STOP:
             stop = (line, meta)
     problems: list[str] = []
-    if logged_target is not None and not _close(logged_target, target):
+    if logged_target is not None and not close(logged_target, target):
         problems.append(f"{where}: target_accuracy {logged_target!r} differs from recipe.yaml's {target!r}")
     if stop is None:
         # setup failed or the process was killed: no row describes a finished fit
@@ -277,14 +278,15 @@ def _check_stop(stop, facts: dict, where: str, problems: list[str]) -> None:
             problems.append(f"{where}:{line}: run_stop {key} {said!r} but the events give {got!r}")
 
 
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+def close(a: float, b: float) -> bool:
+    """The same number, as summary and verify compare recorded floats."""
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
 
 
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return _close(float(a), float(b))
+    return close(float(a), float(b))
 
 
 # ------------------------------------------------------------------------------------------ the set

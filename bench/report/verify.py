@@ -13,14 +13,12 @@ verify only reads: nothing in the bundle is written, not even a cache.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError, VerifyError
 from bench.report import exports, manifest, render_markdown, summary as summ
 
-REL_TOL = 1e-9
 ROW_FLOATS = ("time_to_target_s", "best_acc", "final_acc", "epochs", "init_s", "wall_s")
 GAN_ROW_FLOATS = ("time_to_target_s", "best_metric", "final_metric", "epochs", "init_s", "wall_s")
 
@@ -30,10 +28,6 @@ class Outcome:
     problems: list[str]
     runs: int = 0
     figures: int = 0
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
 
 
 def _is_num(x) -> bool:
@@ -67,7 +61,7 @@ class _Diff:
                 self.walk(w, g, f"{path}[{name}]")
         elif _is_num(want) and _is_num(got):
             self.figures += 1
-            if not _close(float(want), float(got)):
+            if not summ.close(float(want), float(got)):
                 self.problems.append(f"{self.file}: {path}: file has {got!r}, the event logs give {want!r}")
         elif want != got or type(want) is not type(got):
             self.problems.append(f"{self.file}: {path}: file has {got!r}, the raw files give {want!r}")
@@ -130,7 +124,7 @@ def _check_rows(raw: summ.Raw, expected: dict, problems: list[str]) -> int:
         figures += _is_num(want) or _is_num(got)
         ok = (want is None and got is None) or (
             want is not None and got is not None and
-            (_close(float(want), float(got)) if _is_num(want) else want == got))
+            (summ.close(float(want), float(got)) if _is_num(want) else want == got))
         if not ok:
             problems.append(f"results.csv:{line}: run {rid}: {field}: file has {got!r}, "
                             f"the event logs give {want!r}")
