@@ -333,10 +333,16 @@ def test_tta_keeps_channels_last_and_evaluate_uses_it():
 
 
 @pytest.mark.slow
-def test_record_variant_runs_end_to_end(tmp_path, jpeg_archive):
+@pytest.mark.parametrize("cpu_bf16, muon", [("native", "torch.optim.Muon (bf16 Newton-Schulz)"),
+                                            ("emulated", "bench Muon (fp32 Newton-Schulz)")])
+def test_record_variant_runs_end_to_end(tmp_path, jpeg_archive, monkeypatch, cpu_bf16, muon):
     """record/lookahead through bench run (tiny): whitening in init, Muon + SGD groups, lookahead, alternating
-    flips and flip_translate TTA in the evaluations, one row and a bundle."""
+    flips and flip_translate TTA in the evaluations, one row and a bundle. The CPU's bf16 is decided here, not
+    read from the machine: each branch of the Muon choice runs on every machine."""
     from bench.run.runner import run_recipe
+    from bench.system.machine import CPU_BF16_ENV
+
+    monkeypatch.setenv(CPU_BF16_ENV, cpu_bf16)
 
     r = recipes.load("record/lookahead", [
         "data.train_subset=600", "data.test_subset=200", "data.batch_size=150", "data.eval_batch_size=200",
@@ -347,5 +353,5 @@ def test_record_variant_runs_end_to_end(tmp_path, jpeg_archive):
                               reports_dir=tmp_path / "reports", say=said.append)
     row = rows[0]
     assert row["status"] == "missed" and row["epochs"] == 2 and 0 < row["best_acc"] < 1
-    assert any("muon: bench Muon (fp32 Newton-Schulz)" in s for s in said)
+    assert any(f"muon: {muon}" in s for s in said), said
     assert (bundle / "recipe.yaml").is_file()

@@ -60,6 +60,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_bf16() -> dict:
+    """How this CPU's bf16 was decided: what `precision: auto` and Muon follow (bench.system.machine)."""
+    from bench.system import machine
+
+    forced = machine.forced_cpu_bf16()
+    native = machine.native_bf16("cpu")
+    return {"bf16": "native" if native else "emulated",
+            "bf16_decided_by": f"{machine.CPU_BF16_ENV}={forced}" if forced else "cpu flags"}
+
+
 def _gpus() -> tuple[list[dict], str | None]:
     """GPUs per NVML (all on the machine, whatever CUDA_VISIBLE_DEVICES says) and why not, if not."""
     try:
@@ -148,7 +158,7 @@ def capture(device: str = "auto") -> dict:
         "gpu_count": len(gpus),
         "nvml_error": nvml_error,
         "cpu": {"model": cpu_model(), "logical_cores": psutil.cpu_count(logical=True),
-                "physical_cores": psutil.cpu_count(logical=False)},
+                "physical_cores": psutil.cpu_count(logical=False), **_cpu_bf16()},
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "git": git_state(),
         "argv": list(sys.argv),
