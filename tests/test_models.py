@@ -75,6 +75,9 @@ def test_wrn22_and_resnet9_counts():
     assert wrn22 == wrn_count(22, 6) == 9_658_458
     assert r9 == 6_573_120
     assert count_parameters(build_model("wrn", {"depth": 16, "width": 4})) == wrn_count(16, 4)
+    # the same tensors in every form, but entry_date's head is a 1x1 conv without bias
+    assert count_parameters(build_model("wrn", {"form": "fastai07"})) == 9_658_458
+    assert count_parameters(build_model("wrn", {"form": "entry_date"})) == 9_658_458 - 10
 
 
 # --- shapes and structure -------------------------------------------------------------------------------
@@ -128,61 +131,18 @@ def test_wrn_structure():
     assert sum(isinstance(m, nn.Dropout) for m in model.modules()) == 6
 
 
-class FastaiBlock(nn.Module):
-    """fast.ai's DAWNBench block, transcribed from fastai 0.7 models/cifar10/wideresnet.py for this test:
-    x2 = relu(bn(x)); r = shortcut(x2), a no-op when ni == nf; return conv2(conv1(x2)) * 0.2 + r, where
-    conv2 is bn -> relu -> conv."""
-
-    def __init__(self, ni, nf, stride):
-        super().__init__()
-        self.bn = nn.BatchNorm2d(ni)
-        self.conv1 = nn.Conv2d(ni, nf, 3, stride, 1, bias=False)
-        self.conv2 = nn.Sequential(nn.BatchNorm2d(nf), nn.ReLU(), nn.Conv2d(nf, nf, 3, 1, 1, bias=False))
-        self.shortcut = nn.Conv2d(ni, nf, 1, stride, bias=False) if ni != nf else (lambda t: t)
-
-    def forward(self, x):
-        x2 = torch.relu(self.bn(x))
-        return self.conv2(self.conv1(x2)) * 0.2 + self.shortcut(x2)
-
-
-def share_weights(ours: BasicBlock, theirs: FastaiBlock) -> None:
-    with torch.no_grad():
-        for a, b in ((ours.pre[0], theirs.bn), (ours.branch[0], theirs.conv1), (ours.branch[1], theirs.conv2[0]),
-                     (ours.branch[3], theirs.conv2[2])):
-            b.load_state_dict(a.state_dict())
-        if ours.shortcut is not None:
-            theirs.shortcut.load_state_dict(ours.shortcut.state_dict())
-
-
-@pytest.mark.parametrize("ni, nf, stride", [(8, 8, 1), (8, 16, 2), (4, 24, 1)])
-def test_wrn_block_matches_fastai_transcription(ni, nf, stride):
-    torch.manual_seed(ni + nf)
-    ours, theirs = BasicBlock(ni, nf, stride), FastaiBlock(ni, nf, stride)
-    for bn in (m for m in ours.modules() if isinstance(m, nn.BatchNorm2d)):  # non-trivial statistics
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        bn.weight.data.uniform_(0.5, 1.5)
-        bn.bias.data.uniform_(-0.5, 0.5)
-    share_weights(ours, theirs)
-    x = torch.randn(3, ni, 8, 8)
-    for mode in ("eval", "train"):
-        getattr(ours, mode)(), getattr(theirs, mode)()
-        with torch.no_grad():
-            assert torch.allclose(ours(x), theirs(x), atol=1e-5), mode
-
-
-def test_wrn_identity_block_adds_the_preactivated_input():
-    """Convolutions zeroed, an identity block returns relu(bn(x)): zeros for a negative input (BN at its
-    initial statistics is the identity), where adding the raw x would return x itself."""
-    block = BasicBlock(4, 4, 1).eval()
-    for conv in convs(block):
-        nn.init.zeros_(conv.weight)
+def test_wrn_identity_block_input_per_form():
+    """Convolutions zeroed, an identity block returns its shortcut: relu(bn(x)) in fast.ai's forms, zeros for
+    a negative input (BN at its initial statistics is the identity), and the raw x in the entries' Cutout form.
+    (Whole networks against transcriptions of each source: tests/test_transcriptions.py.)"""
     x = -torch.rand(2, 4, 5, 5) - 0.1
-    with torch.no_grad():
-        assert torch.equal(block(x), torch.zeros_like(x))
-        raw = BasicBlock(4, 4, 1, identity="raw").eval()
-        raw.load_state_dict(block.state_dict())
-        assert torch.allclose(raw(x), x)
+    for form, expected in (("fastai07", torch.zeros_like(x)), ("entry_date", torch.zeros_like(x)), ("entry", x)):
+        block = BasicBlock(4, 4, 1, 0.0, form, 0.2).eval()
+        assert block.shortcut is None
+        for conv in convs(block):
+            nn.init.zeros_(conv.weight)
+        with torch.no_grad():
+            assert torch.equal(block(x), expected), form
 
 
 def test_resnet9_scales_logits():
@@ -224,8 +184,8 @@ def test_channels_last_bf16_autocast_backward(arch):
 def test_model_params_defaults():
     assert model_params("darknet") == {"layers": [1, 2, 4, 6, 3], "nf": 32, "funnel": 0.5,
                                        "kernel_sizes": [1, 3]}
-    assert model_params("wrn") == {"depth": 22, "width": 6, "start_nf": 16, "branch_scale": 0.2, "drop": 0.0,
-                                   "identity": "preact"}
+    assert model_params("wrn") == {"depth": 22, "width": 6, "start_nf": 16, "form": "entry", "drop": 0.0,
+                                   "branch_scale": None}
     assert model_params("resnet9") == {"widths": [64, 128, 256, 512], "scale": 0.125}
 
 
@@ -258,6 +218,7 @@ def test_unknown_param():
     ("wrn", "start_nf", True),
     ("wrn", "drop", 1.0),
     ("wrn", "branch_scale", "big"),
+    ("wrn", "form", "cutout"),
     ("resnet9", "widths", [16, 32, 64]),
     ("resnet9", "widths", [16, 0, 64, 128]),
     ("resnet9", "scale", 0),
