@@ -45,10 +45,44 @@ def test_dcgan_seed_widths():
     assert model_params("dcgan")["image_size"] == 32
 
 
-@pytest.mark.parametrize("params", [{"image_size": 48}, {"image_size": 8}, {"critic_norm": "spectral"}])
+@pytest.mark.parametrize("params", [{"image_size": 48}, {"image_size": 8}, {"critic_norm": "spectral"},
+                                    {"block_order": "bn_first"}, {"init": "xavier"}])
 def test_dcgan_bad_params_name_the_field(params):
     with pytest.raises(BenchError, match=f"model.params.{next(iter(params))}"):
         build_model("dcgan", params)
+
+
+def _weights(net, kind):
+    return [m for m in net.modules() if isinstance(m, kind)]
+
+
+def _cat(tensors):
+    return torch.cat([t.detach().flatten() for t in tensors])
+
+
+def test_dcgan_inits_are_what_each_reference_started_from():
+    """dcgan: the paper's weights_init; torch: the modules as torch builds them; torch_0.3: the lesson's torch,
+    where a transposed conv's bound came from its in_channels and BatchNorm weights were U(0, 1)."""
+    small = {"ngf": 8, "ndf": 8}
+    torch.manual_seed(0)
+    paper = build_model("dcgan", {**small, "init": "dcgan"})
+    convs = _cat(m.weight for m in _weights(paper, (nn.Conv2d, nn.ConvTranspose2d)))
+    bns = _cat(m.weight for m in _weights(paper, nn.BatchNorm2d))
+    assert abs(float(convs.std()) - 0.02) < 0.001 and abs(float(convs.mean())) < 0.001
+    assert abs(float(bns.mean()) - 1) < 0.01 and 0.01 < float(bns.std()) < 0.03
+    assert float(_cat(m.bias for m in _weights(paper, nn.BatchNorm2d)).abs().max()) == 0
+
+    now = build_model("dcgan", {**small, "init": "torch"})
+    assert bool((_cat(m.weight for m in _weights(now, nn.BatchNorm2d)) == 1).all())
+    first = _cat([now.generator.features[0][0].weight])  # ConvTranspose2d(100, 32, 4): today's bound uses out=32
+    assert 0.9 / math.sqrt(32 * 16) < float(first.abs().max()) <= 1 / math.sqrt(32 * 16)
+
+    old = build_model("dcgan", {**small, "init": "torch_0.3"})
+    for m in _weights(old, (nn.Conv2d, nn.ConvTranspose2d)):
+        bound = 1 / math.sqrt(m.in_channels * m.kernel_size[0] * m.kernel_size[1])
+        assert 0.9 * bound < float(m.weight.detach().abs().max()) <= bound
+    bn = _cat(m.weight for m in _weights(old, nn.BatchNorm2d))
+    assert float(bn.min()) >= 0 and float(bn.max()) < 1 and 0.4 < float(bn.mean()) < 0.6
 
 
 # ------------------------------------------------------------------------------------------ training rules
@@ -59,6 +93,46 @@ def test_critic_schedule_is_the_seeds_100_25_500_rule():
     assert hundred == list(range(25)) + [500, 1000, 1500]
     assert set(iters) == {5, 100}
     assert sum(iters[:1000]) == 25 * 100 + 100 + (1000 - 26) * 5
+
+
+def test_the_lessons_schedule_has_no_25_iteration_warm_phase():
+    """train(1, False): `first and gen_iterations < 25` is off, so 100 critic steps only at 0, 500, 1000."""
+    iters = [gan.critic_iters(k, warm_gen_iters=0) for k in range(1001)]
+    assert [k for k, n in enumerate(iters) if n == 100] == [0, 500, 1000] and set(iters) == {5, 100}
+
+
+def test_phase2_restarts_the_schedule_and_rebuilds_the_optimisers():
+    """The lesson's second train(1, False) at lr 1e-5: new RMSprop optimisers (empty state) and a count from
+    0 again, so the first round of phase 2 has 100 critic steps and the next burst is 500 later."""
+    s = gan.GanSettings(warm_gen_iters=0, phase2_lr=1e-5, phase2_at=7)
+    assert [s.critic_iters(k) for k in range(9)] == [100] + [5] * 6 + [100, 5]
+    assert s.critic_iters(507) == 100 and s.critic_iters(500) == 5
+
+    torch.manual_seed(0)
+    net = build_model("dcgan", {"image_size": 16, "nz": 4, "ngf": 4, "ndf": 4, "n_extra_layers": 0})
+    step = gan.GanStep(net, gan.GanSettings(gen_batch=4, phase2_lr=1e-5, phase2_at=2), "cpu", "fp32")
+    sched = gan.ConstantLr(step)
+    real = [torch.rand(4, 3, 16, 16) * 2 - 1]
+    first = step.opt_d
+    for _ in range(2):
+        step(real)
+    assert step.opt_d is first and sched.current().lr == 1e-4 and len(first.state) > 0
+    step(real)  # generator iteration 2: phase 2 begins
+    assert step.opt_d is not first and step.opt_g.param_groups[0]["lr"] == step.opt_d.param_groups[0]["lr"] == 1e-5
+    assert sched.current().lr == 1e-5 and sched.optimizer is step.opt_g
+    assert all(st["step"] == 1 for st in step.opt_d.state.values())  # one update since the rebuild: fresh state
+
+
+def test_gan_settings_resolve_the_generator_batch_from_the_recipe():
+    from bench import recipe as recipes
+
+    lesson = recipes.load("wgan")
+    s = gan.GanSettings.of(lesson.gan, lesson.data.batch_size)
+    assert (lesson.data.batch_size, s.gen_batch) == (128, 64)  # the lesson: loader bs=128, create_noise(bs=64)
+    paper = recipes.load("wgan_paper")
+    assert gan.GanSettings.of(paper.gan, paper.data.batch_size).gen_batch == 64 == paper.data.batch_size
+    with pytest.raises(BenchError, match="gan.phase2_lr.*both set"):
+        recipes.load("wgan", ["gan.phase2_lr=null"])
 
 
 def test_gan_batches_hand_out_the_schedule_and_cycle_the_data():
@@ -93,6 +167,19 @@ def test_training_counts_and_clipping_bounds():
     gan.clip_(net.critic, clip)
     assert max(float(p.detach().abs().max()) for p in net.critic.parameters()) <= clip < before
     assert isinstance(step.opt_d, torch.optim.RMSprop) and step.opt_d.param_groups[0]["lr"] == 1e-4
+
+
+def test_generator_step_draws_a_full_batch_after_a_tail_batch():
+    """A round that ends on the 16-image tail of a data pass still trains the generator on a full batch of
+    noise (both references: the paper's main.py resizes its noise to opt.batchSize "in case our last batch
+    was the tail batch"; the lesson draws create_noise(bs)). The critic's fakes match its real batch."""
+    torch.manual_seed(0)
+    net = build_model("dcgan", {"image_size": 16, "nz": 4, "ngf": 4, "ndf": 4, "n_extra_layers": 0})
+    step = gan.GanStep(net, gan.GanSettings(), "cpu", "fp32")  # the default generator batch: 64
+    drawn = []
+    net.generator.register_forward_hook(lambda m, args, out: drawn.append(int(out.shape[0])))
+    step([torch.rand(64, 3, 16, 16) * 2 - 1, torch.rand(16, 3, 16, 16) * 2 - 1])
+    assert drawn == [64, 16, 64]  # critic fakes for the full batch, for the tail, then the generator's batch
 
 
 def test_generator_step_leaves_critic_untouched():
@@ -245,7 +332,7 @@ def test_fit_ends_a_collapsed_run_as_failed_with_the_reason():
     clock.ready()
     evals = iter([(50.0, {"metric": "fd_judge"}), (40.0, {"failure": "mode collapse: all one class"})])
     events = []
-    opt = gan.ConstantLr(type("S", (), {"optimizer": None, "s": gan.GanSettings()})())
+    opt = gan.ConstantLr(type("S", (), {"optimizer": None, "lr": 1e-4})())
     res = fit(nn.Linear(1, 1), opt, Batches(), lambda: next(evals), epochs=5, eval_every=1, target=10.0,
               clock=clock, device_type="cpu", precision="fp32", step=lambda b: (torch.tensor(0.5), 4),
               target_mode="min", eval_key="eval_score", on_event=lambda k, m: events.append((k, m)))
@@ -274,6 +361,78 @@ def test_image_folder_of_any_sizes_is_resized_on_load(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BenchError, match="found 0 image"):
         load_gan_images(str(tmp_path / "empty"), 32, data_dir=tmp_path, base_dir=None)
+
+
+def test_wgan_follows_the_lesson_and_wgan_paper_the_papers_code():
+    """Each value recipes/wgan.yaml and recipes/wgan_paper.yaml take from their one source (see the comments
+    there for file and line), so that an edit which mixes them again shows up here."""
+    from bench import recipe as recipes
+
+    lesson, paper = recipes.load("wgan"), recipes.load("wgan_paper")
+    common = {"nz": 100, "ngf": 64, "ndf": 64, "critic_norm": "batch"}
+    assert lesson.model.params == {**common, "image_size": 32, "n_extra_layers": 1, "block_order": "conv_act_norm",
+                                   "init": "torch_0.3"}
+    assert paper.model.params == {**common, "image_size": 32, "n_extra_layers": 0, "block_order": "conv_norm_act",
+                                  "init": "dcgan"}
+    g, p = lesson.gan, paper.gan
+    assert (g.loss, g.clip, g.n_critic, g.warm_critic, g.every, g.optimizer) == (p.loss, p.clip, p.n_critic,
+                                                                               p.warm_critic, p.every, p.optimizer)
+    assert (g.loss, g.clip, g.n_critic, g.warm_critic, g.every, g.optimizer) == ("clip", 0.01, 5, 100, 500, "rmsprop")
+    assert (lesson.data.batch_size, g.gen_batch, g.lr, g.warm_gen_iters, g.phase2_lr, g.phase2_at) == (
+        128, 64, 1e-4, 0, 1e-5, 3640)
+    assert (paper.data.batch_size, p.gen_batch, p.lr, p.warm_gen_iters, p.phase2_lr, p.phase2_at) == (
+        64, None, 5e-5, 25, None, 0)
+    # the lesson's first train(1, False): 18,957 critic batches, 100 at every 500th round, cut at the pass's end
+    k = i = 0
+    while i < 18957:
+        i += min(100 if k % 500 == 0 else 5, 18957 - i)
+        k += 1
+    assert k == g.phase2_at
+    for r in (lesson, paper):  # the harness's settings are the same, so the two race on equal terms
+        assert (r.data.source, r.target, r.gan.eval_samples, r.gan.gen_iters_per_epoch, r.optim.epochs) == (
+            lesson.data.source, lesson.target, 5000, 100, 500)
+
+
+@pytest.mark.parametrize("name", ["wgan_cpu", "wgan_gp_cpu"])
+def test_measured_cpu_recipes_still_run_what_was_measured(name):
+    """wgan_cpu's target was calibrated, and wgan_gp_cpu raced it, with the values in their committed bundles
+    (results/gan/reports/). wgan now follows the lesson; these recipes pin what they ran, so each resolved
+    value equals the bundle's, the later fields at their as-before values (the provenance text aside)."""
+    import yaml
+
+    from bench import recipe as recipes
+    from bench.core.paths import REPO_ROOT
+    from bench.recipe.schema import ADDED_FIELDS
+
+    bundle, = (REPO_ROOT / "results" / "gan" / "reports").glob(f"{name}-*")
+    ran = yaml.safe_load((bundle / "recipe.yaml").read_text())
+    now = recipes.load(name).to_dict()
+    for path, before in ADDED_FIELDS.items():  # fields added after the bundle was written: at their as-before value
+        held, have = ran, now
+        for key in path[:-1]:
+            held, have = held.get(key, {}), have[key]
+        if path[0] != "provenance" and path[-1] not in held:
+            assert have.pop(path[-1]) == before, path
+    params = now["model"]["params"]
+    assert params.pop("block_order", "conv_act_norm") == "conv_act_norm" and params.pop("init") == "dcgan"
+    for key in ("model", "data", "optim", "gan", "target", "precision", "memory_format", "warmup_steps", "seed"):
+        assert now[key] == ran[key], key
+
+
+def test_later_gan_fields_leave_every_committed_bundle_hash_as_written():
+    """gan.gen_batch / phase2_lr / phase2_at came after bundles were written, classifiers' included (their gan
+    section at its defaults): each committed recipe.yaml must still hash to the hash in its header."""
+    import yaml
+
+    from bench.core.paths import REPO_ROOT
+    from bench.recipe.schema import resolved_hash
+
+    texts = [p.read_text() for p in sorted((REPO_ROOT / "results").rglob("recipe.yaml"))]
+    texts = [t for t in texts if t.startswith("# resolved recipe ")]  # bundles' own, header: "..., hash H"
+    kinds = {line for t in texts for line in t.splitlines() if line.startswith("kind: ")}
+    assert len(texts) >= 3 and kinds == {"kind: gan", "kind: classifier"}
+    for text in texts:
+        assert text.splitlines()[0].split()[-1] == resolved_hash(yaml.safe_load(text)), text.splitlines()[0]
 
 
 def test_gan_recipes_validate_and_bad_ones_name_the_fix():

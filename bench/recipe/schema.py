@@ -159,11 +159,18 @@ class Gan:
     gp_lambda: float = _spec(10.0, lo=0.0, lo_open=True, doc="gp: weight of the gradient penalty")
     n_critic: int = _spec(5, lo=1, hi=10000, doc="critic steps per generator step")
     warm_critic: int = _spec(100, lo=1, hi=100000, doc="critic steps in the first `warm_gen_iters` generator "
-                             "iterations and at every `every`-th one (the seed's 100)")
-    warm_gen_iters: int = _spec(25, lo=0, doc="generator iterations that get `warm_critic` critic steps (25)")
+                             "iterations and at every `every`-th one (both references: 100)")
+    warm_gen_iters: int = _spec(25, lo=0, doc="generator iterations that get `warm_critic` critic steps (the paper's "
+                                "code: 25; the lesson's train(1, False): 0)")
     every: int = _spec(500, lo=0, doc="every this many generator iterations get `warm_critic` steps (500); 0: never")
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
     lr: float = _spec(1e-4, lo=0.0, lo_open=True, hi=1.0, doc="both networks (the seed: RMSprop 1e-4)")
+    gen_batch: Optional[int] = _spec(None, lo=1, doc="noise samples per generator update; null: data.batch_size "
+                                     "(the paper's code: its batch, 64; the lesson: 64 while its loader reads 128)")
+    phase2_lr: Optional[float] = _spec(None, lo=0.0, lo_open=True, hi=1.0, doc="the lesson's second train(1, False): "
+                                       "at generator iteration `phase2_at` both optimisers are rebuilt at this lr "
+                                       "(fresh state) and the critic schedule counts again from 0; null: one phase")
+    phase2_at: int = _spec(0, lo=0, doc="generator iteration where the second phase starts (0: none)")
     betas: list = _spec(factory=lambda: [0.0, 0.9], doc="adam: (beta1, beta2); WGAN-GP paper: 0.0, 0.9")
     gen_iters_per_epoch: int = _spec(100, lo=1, doc="generator iterations between evaluations")
     eval_samples: int = _spec(2000, lo=16, doc="generated images scored at each evaluation")
@@ -235,7 +242,12 @@ class Recipe:
 # bundles written before the field existed still verify. A field added later goes here with its default.
 ADDED_FIELDS = {
     ("kind",): "classifier",
-    ("gan",): dataclasses.asdict(Gan()),
+    # gan fields added after the gan section: dropped at their defaults before the section is compared with
+    # its as-before value, which stays the section as it was first hashed (so old classifier bundles verify)
+    ("gan", "gen_batch"): None,
+    ("gan", "phase2_lr"): None,
+    ("gan", "phase2_at"): 0,
+    ("gan",): {k: v for k, v in dataclasses.asdict(Gan()).items() if k not in ("gen_batch", "phase2_lr", "phase2_at")},
     ("target", "mode"): "max",
     ("provenance", "differs"): "",
     ("data", "augment", "brightness"): 0.0,
@@ -405,6 +417,9 @@ def _check_gan(r: Recipe, errors: list[str]) -> None:
                       "is_judge (mode max), kid_judge (mode min)")
     if len(g.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in g.betas):
         errors.append(f"gan.betas: {g.betas!r}; allowed: two numbers in [0, 1), e.g. [0.0, 0.9]")
+    if (g.phase2_lr is None) != (g.phase2_at == 0):
+        errors.append(f"gan.phase2_lr: {g.phase2_lr!r} with gan.phase2_at: {g.phase2_at!r}; allowed: both set (an lr "
+                      f"and a generator iteration >= 1) or neither (null and 0)")
     unused = {f.name for f in dataclasses.fields(Optim)} - {"epochs"}
     default = Optim()
     for name in sorted(unused):

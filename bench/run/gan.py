@@ -242,7 +242,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         net = build_model("dcgan", recipe.model.params).to(device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        settings = gan.GanSettings.of(recipe.gan)
+        settings = gan.GanSettings.of(recipe.gan, recipe.data.batch_size)
         step = gan.GanStep(net, settings, device.type, recipe.precision)
         batches = gan.GanBatches(loader, settings, recipe.gan.gen_iters_per_epoch)
         judge = quality.load_judge(judge_path(recipe), device)

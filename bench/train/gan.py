@@ -1,11 +1,15 @@
-"""The WGAN step, as the seed's training loop does it, for bench.train.loop.fit to drive.
+"""The WGAN step, as both reference loops do it (the lesson's train() and the WGAN paper's main.py), for
+bench.train.loop.fit to drive.
 
 One *step* of fit is one generator iteration: `critic_iters` critic updates, each on a fresh real batch
-and fresh fakes, then one generator update. With weight clipping (the WGAN paper, the seed) the critic's
+and as many fresh fakes, then one generator update on `gen_batch` noise samples (a full batch even when
+the last real batch was a pass's short tail). With weight clipping (the WGAN paper, the seed) the critic's
 weights are clamped to [-clip, clip] before each critic update and both networks use RMSprop; with the
 gradient penalty (Gulrajani et al. 2017) the critic loss gains lambda * (|grad D(x_hat)| - 1)^2 on random
-interpolates and Adam is the usual choice. Signs are the seed's: the critic minimises D(real) - D(fake),
-the generator minimises D(G(z)), so the critic's Wasserstein estimate is D(fake) - D(real).
+interpolates and Adam is the usual choice. Signs are both references': the critic minimises
+D(real) - D(fake), the generator minimises D(G(z)), so the critic's Wasserstein estimate is D(fake) - D(real).
+An optional second phase (the lesson's second train(1, False) at lr 1e-5) rebuilds both optimisers at
+`phase2_lr` from generator iteration `phase2_at`, and the critic schedule counts from 0 again there.
 
 `GanBatches` is the `train_batches` fit iterates: each item is the list of real batches one generator
 iteration consumes, so fit's data-wait clock covers the critic's reads. An epoch is a fixed number of
@@ -25,7 +29,8 @@ from bench.train.loop import autocast
 
 def critic_iters(gen_iterations: int, *, n_critic: int = 5, warm_critic: int = 100, warm_gen_iters: int = 25,
                  every: int = 500) -> int:
-    """The seed's `d_iters = 100 if gen_iterations < 25 or gen_iterations % 500 == 0 else 5`."""
+    """The paper's `Diters = 100 if gen_iterations < 25 or gen_iterations % 500 == 0 else 5`; the lesson's
+    train(1, False) is warm_gen_iters=0: 100 only where gen_iterations % 500 == 0 (its first round included)."""
     if gen_iterations < warm_gen_iters or (every and gen_iterations % every == 0):
         return warm_critic
     return n_critic
@@ -63,21 +68,32 @@ class GanSettings:
     optimizer: str = "rmsprop"
     lr: float = 1e-4
     betas: tuple = (0.0, 0.9)
+    gen_batch: int = 64  # noise samples per generator update (a recipe's null means its data.batch_size)
+    phase2_lr: float | None = None
+    phase2_at: int = 0  # generator iteration where phase 2 starts; 0: never
 
     @classmethod
-    def of(cls, gan) -> "GanSettings":
+    def of(cls, gan, batch_size: int) -> "GanSettings":
         return cls(gan.loss, gan.clip, gan.gp_lambda, gan.n_critic, gan.warm_critic, gan.warm_gen_iters, gan.every,
-                   gan.optimizer, gan.lr, tuple(gan.betas))
+                   gan.optimizer, gan.lr, tuple(gan.betas), gan.gen_batch or batch_size, gan.phase2_lr, gan.phase2_at)
+
+    def in_phase(self, gen_iterations: int) -> int:
+        """Generator iterations since the current phase began (the lesson's train() starts its count at 0)."""
+        if self.phase2_at and gen_iterations >= self.phase2_at:
+            return gen_iterations - self.phase2_at
+        return gen_iterations
 
     def critic_iters(self, gen_iterations: int) -> int:
-        return critic_iters(gen_iterations, n_critic=self.n_critic, warm_critic=self.warm_critic,
+        return critic_iters(self.in_phase(gen_iterations), n_critic=self.n_critic, warm_critic=self.warm_critic,
                             warm_gen_iters=self.warm_gen_iters, every=self.every)
 
 
-def make_optimizer(params, s: GanSettings) -> torch.optim.Optimizer:
+def make_optimizer(params, s: GanSettings, lr: float | None = None) -> torch.optim.Optimizer:
+    """torch's RMSprop with its defaults (alpha 0.99, eps 1e-8, no momentum), as both references build it."""
+    lr = s.lr if lr is None else lr
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, betas=s.betas)
-    return torch.optim.RMSprop(params, lr=s.lr)
+        return torch.optim.Adam(params, lr=lr, betas=s.betas)
+    return torch.optim.RMSprop(params, lr=lr)
 
 
 class GanBatches:
@@ -115,21 +131,28 @@ class GanStep:
     def __init__(self, net: nn.Module, settings: GanSettings, device_type: str, precision: str):
         self.g, self.d, self.s = net.generator, net.critic, settings
         self.device_type, self.precision = device_type, precision
-        self.opt_g = make_optimizer(self.g.parameters(), settings)
-        self.opt_d = make_optimizer(self.d.parameters(), settings)
+        self._build(settings.lr)
         self.critic_updates = 0
         self.generator_updates = 0
 
+    def _build(self, lr: float) -> None:
+        self.opt_g = make_optimizer(self.g.parameters(), self.s, lr)
+        self.opt_d = make_optimizer(self.d.parameters(), self.s, lr)
+
     @property
-    def optimizer(self):  # what fit's schedule object hands to it; the GAN's lr is constant
+    def optimizer(self):  # what fit's schedule object hands to it; the GAN's lr is constant within a phase
         return self.opt_g
+
+    @property
+    def lr(self) -> float:
+        return self.opt_g.param_groups[0]["lr"]
 
     def _noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return self.g.noise(n, device=like.device).to(like.dtype)
 
     def critic_step(self, real: torch.Tensor) -> torch.Tensor:
         if self.s.loss == "clip":
-            clip_(self.d, self.s.clip)  # the seed clamps before each critic update
+            clip_(self.d, self.s.clip)  # both references clamp before each critic update
         with torch.no_grad(), autocast(self.device_type, self.precision):
             fake = self.g(self._noise(real.shape[0], real))
         fake = fake.to(real.dtype)
@@ -157,8 +180,10 @@ class GanStep:
         return loss.detach()
 
     def __call__(self, reals: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
+        if self.s.phase2_at and self.generator_updates == self.s.phase2_at:
+            self._build(self.s.phase2_lr)  # the lesson makes new RMSprop optimisers: their state starts empty
         losses = torch.stack([self.critic_step(real) for real in reals])
-        self.generator_step(reals[-1].shape[0], reals[-1])
+        self.generator_step(self.s.gen_batch, reals[-1])  # a full batch of noise, even after a short tail batch
         return losses.mean(), sum(int(r.shape[0]) for r in reals)
 
     def state(self) -> dict:
@@ -168,13 +193,15 @@ class GanStep:
     def restore(self, state: dict) -> None:
         self.g.load_state_dict(state["g"])
         self.d.load_state_dict(state["d"])
+        self._build(self.s.lr)  # state() is only taken before training: phase 1
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.critic_updates = self.generator_updates = 0
 
 
 class ConstantLr:
-    """The schedule object fit expects (apply / advance / current / optimizer): the GAN's lr never moves."""
+    """The schedule object fit expects (apply / advance / current / optimizer): the GAN's lr does not move
+    within a phase; it reports the step's current lr (gan.lr, then gan.phase2_lr)."""
 
     @dataclass(frozen=True)
     class Point:
@@ -182,14 +209,17 @@ class ConstantLr:
         momentum: float = 0.0
 
     def __init__(self, step: GanStep):
-        self.optimizer = step.optimizer
-        self.point = self.Point(step.s.lr)
+        self.step = step
+
+    @property
+    def optimizer(self):
+        return self.step.optimizer
 
     def current(self):
-        return self.point
+        return self.Point(self.step.lr)
 
     def apply(self):
-        return self.point
+        return self.current()
 
     def advance(self) -> None:
         pass
