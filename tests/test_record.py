@@ -10,7 +10,7 @@ from torch import nn
 from bench import recipe as recipes
 from bench.core.errors import BenchError
 from bench.models import build_model
-from bench.recipe.schema import from_dict
+from bench.recipe.validation import from_dict
 from bench.train.groups import Chain, GroupScheduled, build_optimizer, split_parameters
 from bench.train.lookahead import Lookahead
 from bench.train.loop import evaluate
@@ -340,7 +340,7 @@ def test_record_variant_runs_end_to_end(tmp_path, jpeg_archive, monkeypatch, cpu
     flips and flip_translate TTA in the evaluations, one row and a bundle. The CPU's bf16 is decided here, not
     read from the machine: each branch of the Muon choice runs on every machine."""
     from bench.run.runner import run_recipe
-    from bench.system.machine import CPU_BF16_ENV
+    from bench.system.cpu import BF16_ENV as CPU_BF16_ENV
 
     monkeypatch.setenv(CPU_BF16_ENV, cpu_bf16)
 

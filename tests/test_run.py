@@ -11,7 +11,7 @@ import pytest
 
 from bench.cli import main
 from bench.core.results import read_table
-from bench.system.machine import CPU_BF16_ENV
+from bench.system.cpu import BF16_ENV as CPU_BF16_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--set", "data.train_subset=4000", "--set", "data.test_subset=1000", "--set", "optim.epochs=3",

@@ -147,9 +147,10 @@ HEADER = ["recipe", "device", "precision", "format", "batch", "images/s", "step 
 def _environment(device, threads: int) -> dict:
     import torch
 
-    from bench.system.envinfo import cpu_model, git_state
+    from bench.system import cpu
+    from bench.system.envinfo import git_state
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.model()
     return {"threads": threads, "torch": torch.__version__, "device_name": name, "host": socket.gethostname(),
             "git_commit": git_state().get("commit"),
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
 import socket
@@ -16,6 +15,7 @@ import psutil
 
 import bench
 from bench.core.paths import PACKAGE_DIR
+from bench.system import cpu
 
 GIT_TIMEOUT_S = 10
 
@@ -47,27 +47,6 @@ def git_state(path: str | os.PathLike | None = None) -> dict:
         if diff is not None:
             state["diff_sha256"] = hashlib.sha256(diff).hexdigest()
     return state
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_bf16() -> dict:
-    """How this CPU's bf16 was decided: what `precision: auto` and Muon follow (bench.system.machine)."""
-    from bench.system import machine
-
-    forced = machine.forced_cpu_bf16()
-    native = machine.native_bf16("cpu")
-    return {"bf16": "native" if native else "emulated",
-            "bf16_decided_by": f"{machine.CPU_BF16_ENV}={forced}" if forced else "cpu flags"}
 
 
 def _gpus() -> tuple[list[dict], str | None]:
@@ -157,8 +136,8 @@ def capture(device: str = "auto") -> dict:
         "gpus": gpus,
         "gpu_count": len(gpus),
         "nvml_error": nvml_error,
-        "cpu": {"model": cpu_model(), "logical_cores": psutil.cpu_count(logical=True),
-                "physical_cores": psutil.cpu_count(logical=False), **_cpu_bf16()},
+        "cpu": {"model": cpu.model(), "logical_cores": psutil.cpu_count(logical=True),
+                "physical_cores": psutil.cpu_count(logical=False), **cpu.bf16_record()},
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "git": git_state(),
         "argv": list(sys.argv),

@@ -11,6 +11,7 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.recipe import Recipe
+from bench.system import cpu
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,7 @@ class Machine:
 def detect_machine() -> Machine:
     if torch.cuda.is_available():
         return Machine("cuda", torch.cuda.get_device_name(0), torch.cuda.device_count())
-    from bench.system.envinfo import cpu_model
-
-    return Machine("cpu", cpu_model(), 1)
+    return Machine("cpu", cpu.model(), 1)
 
 
 def device_type_for(recipe: Recipe, machine: Machine) -> str:
@@ -74,52 +73,12 @@ def check(recipe: Recipe, machine: Machine, launched: bool = False) -> str:
     return device_type
 
 
-# CPU feature flags (/proc/cpuinfo) under which bf16 matrix products run in hardware. Without them torch
-# emulates bf16 and autocast runs ~10x slower than fp32 (measured on a 2-core AMD EPYC VM with AVX2 only).
-NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 AVX512-BF16, x86 AMX, aarch64 (Features: bf16)
-
-
-def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
-    except OSError:
-        pass
-    return set()
-
-
-# Decides the CPU's bf16 capability instead of reading it: `native` or `emulated`. The test suite runs once
-# each way with it (tests/README.md), and a user can see what a CPU of the other kind would choose. A run
-# records it (env.json: cpu.bf16) because it changes what `precision: auto` and Muon pick.
-CPU_BF16_ENV = "BENCH_CPU_BF16"
-CPU_BF16_CHOICES = ("native", "emulated")
-
-
-def forced_cpu_bf16() -> str | None:
-    """BENCH_CPU_BF16's value (native or emulated), None when unset; anything else is refused."""
-    value = os.environ.get(CPU_BF16_ENV, "").strip()
-    if not value:
-        return None
-    if value not in CPU_BF16_CHOICES:
-        raise BenchError(f"{CPU_BF16_ENV}={value!r}: allowed: {' or '.join(CPU_BF16_CHOICES)} "
-                         f"(or unset it to read the CPU's flags)")
-    return value
-
-
 def native_bf16(device_type: str, flags: set[str] | None = None) -> bool:
-    """Whether `device_type` computes bf16 in hardware. The one place the harness decides it: on a CPU, from
-    `flags` when the caller gives them, else BENCH_CPU_BF16 when set, else /proc/cpuinfo's flags."""
+    """Whether `device_type` computes bf16 in hardware: the GPU's answer, or the CPU's (bench.system.cpu:
+    `flags` when the caller gives them, else BENCH_CPU_BF16 when set, else /proc/cpuinfo's flags)."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if flags is None:
-        forced = forced_cpu_bf16()
-        if forced is not None:
-            return forced == "native"
-        flags = cpu_flags()
-    return bool(NATIVE_BF16_FLAGS & flags)
+    return cpu.native_bf16(flags)
 
 
 def settle(recipe: Recipe, device_type: str, say=print, flags: set[str] | None = None) -> Recipe:
@@ -132,8 +91,8 @@ def settle(recipe: Recipe, device_type: str, say=print, flags: set[str] | None =
         chosen = "bf16" if native else ("fp16" if device_type == "cuda" else "fp32")
         why = ("it computes bf16 natively" if native else
                "it has no native bf16" + (": software bf16 is ~10x slower than fp32" if device_type == "cpu" else ""))
-        if device_type == "cpu" and flags is None and forced_cpu_bf16():
-            why += f"; decided by {CPU_BF16_ENV}={forced_cpu_bf16()}, not by the CPU's flags"
+        if device_type == "cpu" and flags is None and cpu.forced_bf16():
+            why += f"; decided by {cpu.BF16_ENV}={cpu.forced_bf16()}, not by the CPU's flags"
         say(f"precision auto -> {chosen} on this {device_type} ({why})")
         return replace(recipe, precision=chosen)
     if recipe.precision == "bf16" and device_type == "cpu" and not native:
