@@ -1,4 +1,5 @@
-"""Recipes: the schema (bench.recipe.schema) and the files that hold them (bench.recipe.files).
+"""Recipes: the schema (bench.recipe.schema), its checks (bench.recipe.validation) and the files that hold them
+(bench.recipe.files).
 
     YAML (safe) -> `extends:` chain deep-merged -> `--set key.path=value` -> one frozen, hashed `Recipe`
 
@@ -6,7 +7,8 @@ A recipe names an architecture from bench.models and checks its parameters again
 which is read without importing torch, so `bench validate` stays light."""
 from bench.recipe.files import family_files, load, load_raw, resolve_path
 from bench.recipe.schema import (METRICS, Augmentation, Data, Gan, Hardware, Model, Optim, Price, Provenance, Recipe, Schedule,
-                                 Target, from_dict)
+                                 Target)
+from bench.recipe.validation import from_dict
 
 __all__ = ["METRICS", "Augmentation", "Data", "Gan", "Hardware", "Model", "Optim", "Price", "Provenance", "Recipe", "Schedule",
            "Target", "family_files", "from_dict", "load", "load_raw", "resolve_path"]

@@ -11,7 +11,8 @@ import yaml
 
 from bench.core.errors import BenchError
 from bench.core.paths import missing_recipes_hint, recipes_dir
-from bench.recipe.schema import Recipe, from_dict
+from bench.recipe.schema import Recipe
+from bench.recipe.validation import from_dict
 
 
 # ---------------------------------------------------------------- YAML loading
