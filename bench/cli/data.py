@@ -6,6 +6,8 @@ import json
 import typing
 from pathlib import Path
 
+from bench.cli import options
+from bench.core.errors import BenchError
 from bench.recipe.schema import Data
 
 LOADERS = typing.get_args(typing.get_type_hints(Data)["loader"])
@@ -16,6 +18,9 @@ def cmd_info(args) -> int:
     from bench.core.results import atomic_write
     from bench.data.sources import describe, load_dataset
 
+    options.check_source("PATH", args.source)
+    options.check_data_dir("--data-dir", args.data_dir)
+    options.check_out_file("--json", args.json, what="JSON file")
     ds = load_dataset(args.source, data_dir=args.data_dir, base_dir=data_base_dir())
     info = describe(ds.identity)
     print(f"name:        {info['name']}")
@@ -34,9 +39,17 @@ def cmd_info(args) -> int:
 
 
 def cmd_fetch(args) -> int:
+    from urllib.parse import urlparse
+
+    from bench.core.paths import check_output
     from bench.data import cifar
 
+    if args.url is not None and urlparse(args.url).scheme not in ("http", "https", "ftp", "file"):
+        raise BenchError(f"--url {args.url!r}: not a download URL; give an http(s)://, ftp:// or file:// URL of "
+                         f"a copy of cifar-10-python.tar.gz, or leave --url out for the official one")
     data_dir = args.data_dir if args.data_dir is not None else cifar.default_data_dir()
+    check_output("--data-dir" if args.data_dir is not None else "data folder (the default of --data-dir)", data_dir,
+                 folder=True, what="data folder")
     path = cifar.fetch_cifar10(data_dir, url=args.url or cifar.DEFAULT_URL)
     print(f"{path} (verified: md5 {cifar.OFFICIAL_MD5}, sha256 {cifar.OFFICIAL_SHA256})")
     return 0
@@ -45,6 +58,10 @@ def cmd_fetch(args) -> int:
 def cmd_loaders(args) -> int:
     from bench.data.loader_bench import run_loaders
 
+    options.check_count("--workers", args.workers, least=0)
+    options.check_count("--images", args.images)
+    options.check_source("--data", args.data)
+    options.check_out_file("--json", args.json, what="JSON file")
     return run_loaders(args)
 
 

@@ -23,14 +23,40 @@ def default_recipe(cuda_available: bool | None = None, say=print) -> str:
     return DEFAULT_CPU_RECIPE
 
 
-def cmd_run(args) -> int:
-    from bench import recipe as recipes
+def check_save_model(path) -> None:
+    """--save-model PATH: the weights go to PATH and their metadata to PATH with the suffix .json."""
+    from bench.core.paths import check_output
+
+    if path is None:
+        return
+    path = Path(path)
+    check_output("--save-model", path, what="model file", example="model.pt")
+    meta = path.with_suffix(".json")
+    if meta == path:
+        raise BenchError(f"--save-model {path}: the metadata is written to {meta}, which would overwrite the weights; "
+                         f"name the weights file with another suffix, e.g. --save-model {path.with_suffix('.pt')}")
+    if meta.is_dir():
+        raise BenchError(f"--save-model {path}: its metadata file {meta} is a directory; move it away or name "
+                         f"another model file")
+
+
+def check_run_args(args) -> None:
+    """Every path and count of `bench run`, checked before any work."""
     from bench.core.results import check_table
 
-    if args.runs is not None and args.runs < 1:
-        raise BenchError(f"--runs {args.runs}: allowed: >= 1")
+    options.check_count("--runs", args.runs)
+    options.check_recipe_arg(args.recipe)
+    check_table(args.results)
+    options.check_reports(args.reports)
+    check_save_model(args.save_model)
+    options.check_data(args)
+
+
+def cmd_run(args) -> int:
+    from bench import recipe as recipes
+
+    check_run_args(args)  # before anything is loaded, spawned or trained
     r = recipes.load(args.recipe or default_recipe(), args.set)
-    check_table(args.results)  # before anything is spawned or trained
     from bench.system import dist, launch
 
     if r.world_size > 1 and dist.detect().launcher == "none":
@@ -56,6 +82,7 @@ def cmd_validate(args) -> int:
     failed = 0
     for f in args.files:
         try:
+            options.check_recipe_arg(f)
             r = recipes.load(f)
             print(f"ok    {f}  ({r.name}, {r.model.arch}, hash {r.hash})")
         except BenchError as exc:
@@ -71,6 +98,7 @@ def cmd_show(args) -> int:
 
     from bench import recipe as recipes
 
+    options.check_recipe_arg(args.recipe)
     r = recipes.load(args.recipe, args.set)
     print(f"# {r.name}  hash {r.hash}")
     print(yaml.safe_dump(r.to_dict(), sort_keys=False), end="")
@@ -90,7 +118,7 @@ def register(sub) -> None:
                           "accuracy, recipe hash and the command (how the GAN judge is made)")
     run.set_defaults(func=cmd_run, argv=None)
 
-    val = sub.add_parser("validate", help="check recipe files without running them")
+    val = sub.add_parser("validate", help="check recipe files without running them; a model of your own (model.arch: file.py:function or package.module:function) is imported to check model.params against its signature")
     val.add_argument("files", nargs="+")
     val.set_defaults(func=cmd_validate)
 

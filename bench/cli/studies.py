@@ -7,12 +7,25 @@ from bench.cli import options
 
 
 def cmd_speed(args) -> int:
+    from bench.core.results import check_table
     from bench.studies.speed import run_speed
 
+    options.check_out_file("--json", args.json, what="JSON file")
+    if args.csv:
+        check_table(args.csv, option="--csv", example="speed.csv")  # appended to, as the results table
     return run_speed(args)
 
 
 def cmd_sweep(args) -> int:
+    from bench.core.paths import check_output
+    from bench.core.results import check_table
+
+    options.check_count("--runs", args.runs)
+    check_table(args.results)  # also where --slurm keeps its state (beside the table)
+    options.check_reports(args.reports)
+    options.check_data(args)
+    check_output("--plot-dir", args.plot_dir or Path("results/sweeps"), folder=True,  # default: results/sweeps/<family>
+                 what="plot folder")
     if args.slurm or args.status:  # one SLURM job per recipe instead of running here
         from bench.studies.cluster_sweep import run_cluster_sweep
 
@@ -25,6 +38,9 @@ def cmd_sweep(args) -> int:
 def cmd_overhead(args) -> int:
     from bench.studies.overhead import run_overhead
 
+    options.check_recipe_arg(args.recipe)
+    options.check_data(args)
+    options.check_out_file("--json", args.json, what="JSON file")
     return run_overhead(args)
 
 

@@ -174,21 +174,17 @@ def _check_header(label: str, header: list[str], line: int) -> None:
         seen.add(name)
 
 
-def check_table(path: str | os.PathLike) -> None:
+def check_table(path: str | os.PathLike, option: str = "--results", example: str = "results.csv") -> None:
     """Refuse, before anything trains, a results path that could not take a row: a directory, a folder that
-    cannot be created or written, a table that is unreadable or malformed (the error names the line)."""
-    path = Path(path)
-    if path.is_dir():
-        raise BenchError(f"--results {path}: is a directory; name a CSV file in it, e.g. --results {path / 'results.csv'}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise BenchError(f"--results {path}: cannot create or write it in {folder} ({'not a folder' if not folder.is_dir() else 'no write permission'}); "
-                         f"name a table in a folder you can write")
+    cannot be created or written (bench.core.paths.check_output), a table that is unreadable or malformed
+    (the error names the line). `option` names the flag in the message (--results, --csv), `example`
+    the file name suggested when the path is a folder."""
+    from bench.core.paths import check_output
+
+    path = check_output(option, path, what="CSV file", example=example)
     if path.exists():
         if not os.access(path, os.R_OK | os.W_OK):
-            raise BenchError(f"--results {path}: cannot read and write it (permissions); fix them or name another table")
+            raise BenchError(f"{option} {path}: cannot read and write it (permissions); fix them or name another table")
         read_records(path, strict=True)
 
 
