@@ -9,10 +9,10 @@ import argparse
 import os
 import sys
 
-from bench.cli import data, reports, runs, site, studies
+from bench.cli import data, external, imports, reports, runs, site, studies
 from bench.core.errors import BenchError, Terminated
 
-GROUPS = (runs, data, reports, studies, site)
+GROUPS = (runs, external, data, reports, studies, site, imports)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from bench.data.identity import fingerprint, make_identity
 from bench.data.types import Dataset, Split
+from bench.core.digest import file_sha256
 from bench.core.errors import BenchError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -180,10 +181,7 @@ def _cache_key(path: Path) -> str:
             st = f.stat()
             h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return "dir-" + h.hexdigest()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _read_cache(cache: Path):

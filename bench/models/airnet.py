@@ -19,9 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.core.errors import BenchError
-from bench.models.layers import check_int, check_int_list, check_number
+from bench.models import checks
 
-ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
+ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}  # the names a recipe may give are checks.AIRNET_ACTIVATIONS
 
 
 class FilterConv(nn.Module):
@@ -114,14 +114,9 @@ def airnet(num_classes: int = 10, widths: Sequence[int] = (64, 256, 256), whiten
            whiten_images: int = 5000) -> AirNet:
     """head_scale: None is airbench94_muon's 1/widths[-1]; bn_momentum: the share of the old running
     statistics kept per step; whiten_images: training images init_whitening sees (airbench: 5,000)."""
-    widths = check_int_list("widths", widths)
-    check_int("whiten_kernel", whiten_kernel)
-    if act not in ACTIVATIONS:
-        raise BenchError(f"model.params.act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
-    check_number("bn_momentum", bn_momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
-    check_number("bn_eps", bn_eps, lambda v: v > 0, "a number > 0")
-    scale = 1 / widths[-1] if head_scale is None else check_number("head_scale", head_scale, lambda v: v > 0,
-                                                                   "a number > 0 or null (1/last width)")
-    check_int("whiten_images", whiten_images)
+    checks.require("airnet", dict(widths=widths, whiten_kernel=whiten_kernel, act=act, bn_momentum=bn_momentum,
+                                  bn_eps=bn_eps, head_scale=head_scale, whiten_images=whiten_images))
+    widths = list(widths)
+    scale = 1 / widths[-1] if head_scale is None else float(head_scale)
     return AirNet(num_classes, widths, whiten_kernel, act, float(bn_momentum), float(bn_eps), scale,
                   whiten_images)

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from bench.core.errors import BenchError
-from bench.models.layers import Flatten, Residual, check_int, check_int_list, check_number, conv_bn_act, leaky
+from bench.models import checks
+from bench.models.layers import Flatten, Residual, conv_bn_act, leaky
 
 
 def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 1) -> nn.Sequential:
@@ -35,13 +35,8 @@ def group(ch_in: int, num_blocks: int, stride: int, funnel: float,
 def darknet(num_classes: int = 10, layers: Sequence[int] = (1, 2, 4, 6, 3), nf: int = 32,
             funnel: float = 0.5, kernel_sizes: Sequence[int] = (1, 3)) -> nn.Sequential:
     """Sequential(stem, group_0 .. group_n, pool, flatten, linear); group i is model[1 + i]."""
-    layers = check_int_list("layers", layers, minimum=0)
-    check_int("nf", nf)
-    check_number("funnel", funnel, lambda v: v > 0, "a number > 0")
-    kernel_sizes = check_int_list("kernel_sizes", kernel_sizes, min_len=2, odd=True)
-    if int(2 * nf * funnel) < 1:  # the narrowest residual layer works on 2*nf channels
-        raise BenchError(f"model.params.funnel must be at least {1 / (2 * nf):g} with nf={nf} "
-                         f"(inner width int(2*nf*funnel) would be 0), got {funnel!r}")
+    checks.require("darknet", dict(layers=layers, nf=nf, funnel=funnel, kernel_sizes=kernel_sizes))
+    layers, kernel_sizes = list(layers), list(kernel_sizes)
 
     # Stride 2 everywhere except the second group, which keeps the grid: on 32x32 inputs the last
     # group still sees 2x2 rather than 1x1.

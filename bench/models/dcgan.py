@@ -29,11 +29,11 @@ import math
 import torch
 import torch.nn as nn
 
-from bench.models.layers import _fail, check_int
+from bench.models import checks
 
-NORMS = ("batch", "layer", "none")
-BLOCK_ORDERS = ("conv_act_norm", "conv_norm_act")  # the lesson's, the paper's
-INITS = ("dcgan", "torch", "torch_0.3")
+NORMS = checks.DCGAN_NORMS
+BLOCK_ORDERS = checks.DCGAN_BLOCK_ORDERS  # the lesson's, the paper's
+INITS = checks.DCGAN_INITS
 
 
 def _norm(kind: str, c: int) -> list[nn.Module]:
@@ -141,20 +141,8 @@ def dcgan(num_classes: int = 10, image_size: int = 32, nz: int = 100, ngf: int =
           init: str = "dcgan") -> GAN:
     """DCGAN_G(image_size, nz, 3, ngf, n_extra_layers) and DCGAN_D(image_size, 3, ndf, n_extra_layers), with
     either reference's block order and initialisation. num_classes is unused: unconditional."""
-    check_int("image_size", image_size, 16)
-    if image_size & (image_size - 1):
-        _fail("image_size", image_size, "a power of two >= 16 (e.g. 32 for CIFAR-10, 64 for LSUN bedrooms)")
-    check_int("nz", nz)
-    check_int("ngf", ngf, 2)
-    check_int("ndf", ndf)
-    check_int("n_extra_layers", n_extra_layers, 0)
-    if critic_norm not in NORMS:
-        _fail("critic_norm", critic_norm, " | ".join(NORMS))
-    if block_order not in BLOCK_ORDERS:
-        _fail("block_order", block_order, "conv_act_norm (the lesson's blocks) | conv_norm_act (the WGAN paper's code)")
-    if init not in INITS:
-        _fail("init", init, "dcgan (the paper's N(0, 0.02) / N(1, 0.02)) | torch (the installed torch's defaults) "
-              "| torch_0.3 (torch 0.3.1's defaults, the lesson's)")
+    checks.require("dcgan", dict(image_size=image_size, nz=nz, ngf=ngf, ndf=ndf, n_extra_layers=n_extra_layers,
+                                 critic_norm=critic_norm, block_order=block_order, init=init))
     net = GAN(Generator(image_size, nz, ngf, n_extra_layers, order=block_order),
               Critic(image_size, ndf, n_extra_layers, critic_norm, order=block_order))
     if init == "dcgan":

@@ -1,12 +1,9 @@
-"""Small building blocks shared by the models, plus the checks that turn bad recipe values into BenchErrors."""
+"""Small building blocks shared by the models (the checks on recipe values are bench.models.checks)."""
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch.nn as nn
-
-from bench.core.errors import BenchError
 
 Flatten = nn.Flatten
 
@@ -57,37 +54,3 @@ class Scale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"
-
-
-# --- recipe value checks: each names the field as the recipe spells it ---------------------------------
-
-def _fail(name: str, value, allowed: str):
-    raise BenchError(f"model.params.{name} must be {allowed}, got {value!r}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    if not _is_int(value) or value < minimum:
-        _fail(name, value, f"an integer >= {minimum}")
-    return value
-
-
-def check_number(name: str, value, ok: Callable[[float], bool] = lambda v: True,
-                 allowed: str = "a number") -> float:
-    if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value) or not ok(value):
-        _fail(name, value, allowed)
-    return float(value)
-
-
-def check_int_list(name: str, value, minimum: int = 1, min_len: int = 1, length: int | None = None,
-                   odd: bool = False) -> list[int]:
-    allowed = (f"a list of {length if length else f'at least {min_len}'} "
-               f"{'odd ' if odd else ''}integers >= {minimum}")
-    if not isinstance(value, (list, tuple)) or len(value) < min_len or (length and len(value) != length):
-        _fail(name, value, allowed)
-    if not all(_is_int(v) and v >= minimum and (not odd or v % 2 == 1) for v in value):
-        _fail(name, value, allowed)
-    return list(value)

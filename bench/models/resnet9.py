@@ -5,7 +5,8 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from bench.models.layers import Flatten, Residual, Scale, check_int_list, check_number, conv_bn_act
+from bench.models import checks
+from bench.models.layers import Flatten, Residual, Scale, conv_bn_act
 
 
 def res_block(c: int) -> Residual:
@@ -15,8 +16,8 @@ def res_block(c: int) -> Residual:
 def resnet9(num_classes: int = 10, widths: Sequence[int] = (64, 128, 256, 512),
             scale: float = 0.125) -> nn.Sequential:
     """Sequential(prep, layer1, layer2, layer3, pool, flatten, linear, scale)."""
-    w0, w1, w2, w3 = check_int_list("widths", widths, length=4)
-    check_number("scale", scale, lambda v: v > 0, "a number > 0")
+    checks.require("resnet9", dict(widths=widths, scale=scale))
+    w0, w1, w2, w3 = widths
     return nn.Sequential(
         conv_bn_act(3, w0),
         nn.Sequential(conv_bn_act(w0, w1), nn.MaxPool2d(2), res_block(w1)),

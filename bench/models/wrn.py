@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from bench.core.errors import BenchError
-from bench.models.layers import Flatten, check_int, check_number, relu
+from bench.models import checks
+from bench.models.layers import Flatten, relu
 
-FORMS = ("entry", "entry_date", "fastai07")
+FORMS = checks.WRN_FORMS
 
 
 def conv(ni: int, nf: int, ks: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -96,17 +96,9 @@ def he_fan_out(model: nn.Module) -> None:
 def wrn(num_classes: int = 10, depth: int = 22, width: int = 6, start_nf: int = 16, form: str = "entry",
         drop: float = 0.0, branch_scale: float | None = None) -> nn.Sequential:
     """Sequential(stem, group_0, group_1, group_2, *head); form: entry | entry_date | fastai07 (see above)."""
-    if form not in FORMS:
-        raise BenchError(f"model.params.form must be one of {', '.join(FORMS)}, got {form!r}")
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 10 or (depth - 4) % 6:
-        raise BenchError(f"model.params.depth must be 6*N+4 for a whole N >= 1 (10, 16, 22, 28, ...), "
-                         f"got {depth!r}")
-    check_int("width", width)
-    check_int("start_nf", start_nf)
-    check_number("drop", drop, lambda v: 0 <= v < 1, "a number in [0, 1)")
-    if branch_scale is None:
-        branch_scale = 0.2 if form == "fastai07" else 1.0
-    scale = check_number("branch_scale", branch_scale, allowed="a number, or null for the form's own")
+    checks.require("wrn", dict(depth=depth, width=width, start_nf=start_nf, form=form, drop=drop,
+                                branch_scale=branch_scale))
+    scale = float(branch_scale if branch_scale is not None else 0.2 if form == "fastai07" else 1.0)
 
     n = (depth - 4) // 6
     layers, ni = [conv(3, start_nf)], start_nf

@@ -11,6 +11,7 @@ import yaml
 
 from bench.core.errors import BenchError
 from bench.core.paths import missing_recipes_hint, recipes_dir
+from bench.models.user import anchor
 from bench.recipe.schema import Recipe
 from bench.recipe.validation import from_dict
 
@@ -89,6 +90,7 @@ def load_raw(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
         raise BenchError(f"{_chain[0]}: extends: cycle: {cycle}; remove one of these `extends:` lines")
     data = _read_yaml(path)
     data.setdefault("name", path.stem)  # a child never inherits its parent's name
+    data = anchor(data, path.parent)  # a model file path is relative to the recipe file that sets it
     parent = data.pop("extends", None)
     if parent is None:
         return data

@@ -33,8 +33,11 @@ class Provenance:
 
 @dataclass(frozen=True)
 class Model:
-    arch: str = _spec("resnet9", doc="darknet | wrn | resnet9 | airnet")
+    arch: str = _spec("resnet9", doc="darknet | wrn | resnet9 | airnet, or a network of your own: "
+                      "path/to/file.py:function (relative to the recipe file) or package.module:function")
     params: dict = _spec(factory=dict, doc="keyword arguments of the architecture's builder")
+    source: Optional[dict] = _spec(None, doc="filled in on loading for a network of your own: its file and "
+                                   "sha256, or its distribution and version (bench.models.user); part of the hash")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,30 @@ class Gan:
 
 
 @dataclass(frozen=True)
+class External:
+    """A command the harness starts and referees (kind: external; bench.run.external, bench.core.referee)."""
+    command: list = _spec(factory=list, doc="the command and its arguments; '{python}' is the interpreter running bench")
+    parse: str = _spec("mllog", doc="mllog | dawnbench | a regex with a named group value (fraction) or pct (percent), "
+                       "optionally epoch and time (the command's own seconds)")
+    metric: str = _spec("eval_accuracy", doc="parse mllog: the key whose value (a fraction) is an evaluation")
+    run_start: Optional[str] = _spec(None, doc="a regex: a matching line starts a run (several runs in one command)")
+    run_end: Optional[str] = _spec(None, doc="a regex: a matching line ends the current run")
+    warmup_runs: int = _spec(0, lo=0, hi=100000, doc="the first runs the command prints are its warm-up: no rows, "
+                             "their time is the next run's init")
+    code: list = _spec(factory=list, doc="files the result depends on (relative to cwd): their sha256 are recorded")
+    code_sha256: dict = _spec(factory=dict, doc="filled in at run time from `code` (part of the hash); a value "
+                              "given here pins the file, and a file that differs is refused")
+    cwd: Optional[str] = _spec(None, doc="where the command runs; relative to the checkout (as data paths); "
+                               "null: where bench is started")
+    env: dict = _spec(factory=dict, doc="extra environment variables for the command")
+    timeout_s: Optional[float] = _spec(None, lo=0.0, lo_open=True, doc="stop the command's process group after "
+                                       "this many seconds (the run is recorded)")
+    stop_at_target: bool = _spec(False, doc="stop the command once an evaluation reaches the target")
+    grace_s: float = _spec(10.0, lo=0.0, hi=3600.0, doc="seconds between SIGTERM and SIGKILL when stopping it")
+    gpus: int = _spec(0, lo=0, hi=100000, doc="GPUs the command uses (device-hours count them); 0: a CPU run")
+
+
+@dataclass(frozen=True)
 class Hardware:
     device: Literal["auto", "cuda", "cpu"] = "auto"
     procs_per_node: int = _spec(1, lo=1, hi=1024, doc="processes (GPUs) per node")
@@ -198,7 +225,9 @@ class Price:
 @dataclass(frozen=True)
 class Recipe:
     name: str = field(metadata={"doc": "letters, digits, '_', '-', '.': it names the report bundle folder"})
-    kind: Literal["classifier", "gan"] = _spec("classifier", doc="gan: a generator raced to a sample-quality target")
+    kind: Literal["classifier", "gan", "external"] = _spec(
+        "classifier", doc="gan: a generator raced to a sample-quality target; external: a command the harness "
+        "referees (the external section)")
     provenance: Provenance = _spec(factory=Provenance)
     model: Model = _spec(factory=Model)
     data: Data = _spec(factory=Data)
@@ -217,6 +246,7 @@ class Recipe:
     seed: int = _spec(0, lo=0, hi=2**31 - 1)
     price: Price = _spec(factory=Price)
     gan: Gan = _spec(factory=Gan, doc="kind: gan only")
+    external: External = _spec(factory=External, doc="kind: external only")
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -237,6 +267,8 @@ class Recipe:
 # bundles written before the field existed still verify. A field added later goes here with its default.
 ADDED_FIELDS = {
     ("kind",): "classifier",
+    ("external",): dataclasses.asdict(External()),
+    ("model", "source"): None,
     # gan fields added after the gan section: dropped at their defaults before the section is compared with
     # its as-before value, which stays the section as it was first hashed (so old classifier bundles verify)
     ("gan", "gen_batch"): None,
@@ -269,5 +301,8 @@ def resolved_hash(resolved: dict) -> str:
             holder = holder.get(key) if isinstance(holder, dict) else None
         if isinstance(holder, dict) and leaf in holder and holder[leaf] == json.loads(json.dumps(before)):
             del holder[leaf]
+    from bench.models.user import hash_view  # a user's model file counts by its contents, not by where it lies
+
+    hash_view(d)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

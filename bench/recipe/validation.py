@@ -112,6 +112,9 @@ def _check_cross_fields(r: Recipe, errors: list[str]) -> None:
     if s.min_mom > s.max_mom:
         errors.append(f"optim.schedule.min_mom: {s.min_mom} is above max_mom {s.max_mom}; allowed: <= max_mom")
     _check_target(r, errors)
+    from bench.recipe.external import problems as external_problems  # kind: external, or a stray section
+
+    errors += external_problems(r)
     if r.kind == "gan":
         _check_gan(r, errors)
     elif r.model.arch == "dcgan":
@@ -159,14 +162,18 @@ def _check_gan(r: Recipe, errors: list[str]) -> None:
         if getattr(r.optim, name) != getattr(default, name):
             errors.append(f"optim.{name}: {getattr(r.optim, name)!r} is not used by kind: gan (it reads only "
                           f"optim.epochs); set the GAN's optimiser under gan: (optimizer, lr, betas)")
-    if r.model.arch != "dcgan":
-        errors.append(f"model.arch: {r.model.arch!r} is a classifier; kind: gan needs 'dcgan'")
+    if r.model.arch != "dcgan" and ":" not in r.model.arch:  # a function of the user's own is checked when built
+        errors.append(f"model.arch: {r.model.arch!r} is a classifier; kind: gan needs 'dcgan' (or a generator and "
+                      f"critic pair of your own: path/to/file.py:function or package.module:function)")
 
 
 def from_dict(data: dict, where: str = "<recipe>") -> Recipe:
     errors: list[str] = []
     recipe = _build(Recipe, data, "", errors)
     if recipe is not None and not errors:
+        from bench.recipe.user_model import settle  # a network of the user's own: its path and source
+
+        recipe = settle(recipe, errors)
         _check_cross_fields(recipe, errors)
     if errors:
         lines = "\n".join(f"  {e}" for e in errors)

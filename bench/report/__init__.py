@@ -12,14 +12,17 @@ from pathlib import Path
 def finalize(bundle_dir) -> dict:
     """Write every derived file from the raw files alone, then the MANIFEST; returns the summary."""
     from bench.core.results import atomic_write
-    from bench.report import exports, gan_plots, manifest, plots, summary
+    from bench.report import manifest, summary
+    from bench.report.kinds import for_summary
 
     bundle = Path(bundle_dir)
     raw = summary.load(bundle)
     s = summary.compute(raw)
     summary.write(bundle, s)
-    exports.write(bundle, s, {r["run_id"]: r for r in raw.rows if r.get("run_id")})
-    (gan_plots if s.get("kind") == "gan" else plots).write(bundle, s, raw.logs)
+    kind = for_summary(s)  # one object per kind of run: its derived files, plots and report
+    for rel, derived in kind.derived(s, {r["run_id"]: r for r in raw.rows if r.get("run_id")}).items():
+        atomic_write(bundle / rel, lambda f, text=derived: f.write(text))
+    kind.plots(bundle, s, raw.logs)
     text = render_markdown(s)
     atomic_write(bundle / "report.md", lambda f: f.write(text))
     manifest.write(bundle)
@@ -27,10 +30,10 @@ def finalize(bundle_dir) -> dict:
 
 
 def render_markdown(s: dict) -> str:
-    """report.md's text: a classifier's (bench.report.markdown) or a score target's (bench.report.gan)."""
-    from bench.report import gan, markdown
+    """report.md's text, as the summary's kind renders it (bench.report.kinds)."""
+    from bench.report.kinds import for_summary
 
-    return gan.render(s) if s.get("kind") == "gan" else markdown.render(s)
+    return for_summary(s).render(s)
 
 
 __all__ = ["finalize", "render_markdown"]

@@ -6,10 +6,10 @@ still matches the MANIFEST; `bench verify` checks all of them.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
+from bench.core.digest import file_sha256 as sha256
 from bench.core.results import atomic_write
 
 NAME = "MANIFEST"
@@ -27,14 +27,6 @@ def is_derived(rel: str) -> bool:
         return True
     parts = rel.split("/")
     return len(parts) == 3 and parts[0] == "runs" and parts[2] in DERIVED_PER_RUN
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def bundle_files(bundle: Path) -> list[str]:

@@ -324,12 +324,19 @@ def summarize_runs(runs: list[dict], target: float, mode: str, what: str) -> tup
                      mode=mode, what=what), None
 
 
+def event_log_runs(raw: Raw) -> list[dict]:
+    """Each run's facts from its event log: the raw truth of a run this harness trained (classifier, gan)."""
+    return [run_facts(rid, events, raw.target, raw.target_counts, raw.mode) for rid, events in raw.logs.items()]
+
+
 def compute(raw: Raw) -> dict:
     """The whole summary.json, as a JSON-ready dict; the same raw files always give the same dict."""
+    from bench.report.kinds import for_recipe  # one object per kind of run: where its runs come from, and more
+
     r, env = raw.recipe, raw.env
+    kind = for_recipe(r)
     runs = []
-    for rid, events in raw.logs.items():
-        facts = run_facts(rid, events, raw.target, raw.target_counts, raw.mode)
+    for facts in kind.runs(raw, event_log_runs):
         facts.update(priced(raw, facts))
         runs.append(facts)
     stats, note = summarize_runs(runs, raw.target, raw.mode,
@@ -379,10 +386,7 @@ def compute(raw: Raw) -> dict:
         "stats": stats,
         "stats_note": note,
     }
-    if raw.metric != "test_acc":  # a score target (kind: gan): the same summary, the metric by name
-        from bench.report.gan import score_summary
-
-        score_summary(out, raw)
+    kind.finish(out, raw)  # kind: gan names its score, kind: external adds the command and its output
     return out
 
 

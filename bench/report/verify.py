@@ -18,6 +18,8 @@ from pathlib import Path
 
 from bench.core.errors import BenchError, VerifyError
 from bench.report import exports, manifest, render_markdown, summary as summ
+from bench.report import model_copy
+from bench.report.kinds import for_summary  # each kind's row fields and derived files
 
 ROW_FLOATS = ("time_to_target_s", "best_acc", "final_acc", "epochs", "init_s", "wall_s")
 GAN_ROW_FLOATS = ("time_to_target_s", "best_metric", "final_metric", "epochs", "init_s", "wall_s")
@@ -139,7 +141,7 @@ def _check_rows(raw: summ.Raw, expected: dict, problems: list[str]) -> int:
             problems.append(f"results.csv:{line}: run {rid} has no event log ({summ.log_path(rid)})")
             continue
         same("status", f["status"], row.get("status"), line, rid)
-        for field in (ROW_FLOATS if expected.get("kind") != "gan" else GAN_ROW_FLOATS) + ("device_hours",):
+        for field in for_summary(expected).row_floats + ("device_hours",):
             col = "gpu_hours" if field == "device_hours" else field
             same(col, f[field], _row_value(row, col, float, problems), line, rid)
         same("cost_usd", f["cost_usd"], _row_value(row, "cost_usd", float, problems), line, rid)
@@ -150,7 +152,7 @@ def _check_rows(raw: summ.Raw, expected: dict, problems: list[str]) -> int:
         same("recipe_hash", raw.recipe_hash, row.get("recipe_hash"), line, rid)
         same("dataset_fingerprint", raw.dataset.get("fingerprint"), row.get("dataset_fingerprint"), line, rid)
     for rid, f in facts.items():
-        ran = any(e["key"] == "run_stop" for e in raw.logs[rid])
+        ran = any(e["key"] == "run_stop" for e in raw.logs.get(rid, []))
         if rid not in seen and ran:
             problems.append(f"results.csv: run {rid} has an event log with run_stop but no row")
     return figures
@@ -159,12 +161,7 @@ def _check_rows(raw: summ.Raw, expected: dict, problems: list[str]) -> int:
 def _check_rendered(raw: summ.Raw, expected: dict, problems: list[str]) -> None:
     """Derived text files must be exactly what the raw files render to."""
     rows = {r["run_id"]: r for r in raw.rows if r.get("run_id")}
-    want = {"report.md": render_markdown(expected)}
-    for run in expected["runs"] if expected.get("kind") != "gan" else []:  # GAN runs: no DAWNBench files
-        d = f"runs/{run['run_id']}/"
-        want[d + "dawnbench.tsv"] = exports.dawnbench_tsv(run)
-        want[d + "dawnbench.json"] = json.dumps(exports.dawnbench_json(expected, run, rows.get(run["run_id"])),
-                                                indent=2, sort_keys=True) + "\n"
+    want = {"report.md": render_markdown(expected), **for_summary(expected).derived(expected, rows)}
     for rel, text in want.items():
         path = raw.dir / rel
         if not path.is_file():
@@ -181,6 +178,7 @@ def check(bundle: Path) -> Outcome:
     if raw is None:
         return Outcome(problems)
     _check_recipe_hash(raw, problems)
+    problems += model_copy.problems(bundle, raw.recipe)  # a user's model: the copy is the code the recipe states
     try:
         expected = summ.compute(raw)
     except BenchError as e:

@@ -2,6 +2,7 @@
 
     <reports>/<recipe>-<YYYYmmddTHHMMSSZ>-<6 hex>/
       recipe.yaml          the resolved recipe (every field), with its hash in a comment
+      model/<file>.py      a copy of a user's model code (bench.run.model_copy), if the recipe names one
       env.json             bench.system.envinfo.capture() plus threads, world size, launcher
       dataset.json         bench.data.sources.describe(identity)
       results.csv          this set's rows, the same columns as the results table
@@ -27,6 +28,7 @@ import yaml
 
 from bench.recipe import Recipe
 from bench.report import finalize
+from bench.run.model_copy import bundle_recipe
 from bench.core.results import atomic_write, format_value
 
 
@@ -41,7 +43,8 @@ class BundleWriter:
         self.dir = self.final.with_name(self.final.name + ".partial")
         self.dir.mkdir(parents=True, exist_ok=False)
         self.rows: list[dict] = []
-        text = f"# resolved recipe {recipe.name}, hash {recipe.hash}\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        resolved = bundle_recipe(recipe, self.dir)  # a user's model file is copied to model/ and named there
+        text = f"# resolved recipe {recipe.name}, hash {recipe.hash}\n" + yaml.safe_dump(resolved, sort_keys=False)
         atomic_write(self.dir / "recipe.yaml", lambda f: f.write(text))
 
     def run_dir(self, run_id: str) -> Path:

@@ -54,7 +54,29 @@ def check(recipe: Recipe, world_size: int) -> None:
 def image_size(recipe: Recipe) -> int:
     from bench.models import model_params
 
-    return int(recipe.model.params.get("image_size", model_params("dcgan")["image_size"]))
+    size = recipe.model.params.get("image_size", model_params(recipe.model.arch).get("image_size"))
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise BenchError(f"model.params.image_size: kind: gan needs the generated images' size, got {size!r}; give "
+                         f"{recipe.model.arch} an image_size parameter (a whole number of pixels, e.g. 32)")
+    return size
+
+
+def build_pair(recipe: Recipe):
+    """The generator + critic module of a GAN recipe: dcgan, or a function of the user's own (model.arch
+    path/to/file.py:function or package.module:function) returning a module with the same parts: .generator
+    (with .nz and .noise(n, device=, generator=)) and .critic (one score per image), as bench.models.dcgan.GAN."""
+    from bench.models import build_model
+
+    net = build_model(recipe.model.arch, recipe.model.params, source=recipe.model.source)
+    g = getattr(net, "generator", None)
+    missing = [what for what, ok in (("generator", g is not None), ("critic", hasattr(net, "critic")),
+                                     ("generator.nz", hasattr(g, "nz")), ("generator.noise", hasattr(g, "noise")))
+               if not ok]
+    if missing:
+        raise BenchError(f"model.arch: {recipe.model.arch} returned a {type(net).__name__} without "
+                         f"{', '.join(missing)}; kind: gan needs a generator and critic pair like "
+                         f"bench.models.dcgan.GAN (generator with nz and noise(n, device=, generator=), critic)")
+    return net
 
 
 def load_data(recipe: Recipe, source: str, data_dir: Optional[Path]) -> Dataset:
@@ -224,8 +246,6 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
     """Train the generator to the recipe's sample-quality target once; the results row (also recorded)."""
     from bench.data.augment import Augment
     from bench.data.loaders import make_loader
-    from bench.models import build_model
-
     recipe, dctx, device = ctx.recipe, ctx.dctx, ctx.device
     run_id = new_run_id()
     seed = recipe.seed + index
@@ -239,7 +259,7 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         loader = make_loader("device" if recipe.data.loader == "device" else recipe.data.loader, ds.train,
                              train=True, batch_size=recipe.data.batch_size, device=device, dtype=input_dtype(recipe),
                              channels_last=channels_last, augment=aug, seed=seed, workers=recipe.data.workers)
-        net = build_model("dcgan", recipe.model.params).to(device)
+        net = build_pair(recipe).to(device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         settings = gan.GanSettings.of(recipe.gan, recipe.data.batch_size)

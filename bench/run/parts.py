@@ -54,7 +54,7 @@ def model(recipe: Recipe, device: torch.device, dctx: DistContext) -> tuple[torc
     because ranks may hold different numbers of test batches and DDP's forward would wait for peers."""
     from bench.models import build_model
 
-    net = build_model(recipe.model.arch, recipe.model.params)
+    net = build_model(recipe.model.arch, recipe.model.params, source=recipe.model.source)
     if recipe.hardware.sync_bn and dctx.grouped:
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     net = net.to(device)
@@ -122,7 +122,7 @@ def count_flops(recipe: Recipe, device: torch.device) -> dict:
     from bench.system.flops import flops_per_image
 
     try:
-        net = build_model(recipe.model.arch, recipe.model.params).to(device)
+        net = build_model(recipe.model.arch, recipe.model.params, source=recipe.model.source).to(device)
         return flops_per_image(net, device=device)
     except Exception as exc:  # a model the counter cannot trace must not cost the run its row
         return {"error": f"{type(exc).__name__}: {exc}"}

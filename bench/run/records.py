@@ -15,7 +15,6 @@ from typing import Optional
 from bench.core import mllog
 from bench.core.clock import Clock
 from bench.core.errors import BenchError
-from bench.core.results import append_row
 from bench.data.types import Dataset
 from bench.run import rows
 from bench.run.context import RunContext
@@ -119,20 +118,8 @@ class RunRecords:
         return row
 
     def _record(self) -> None:
-        """Bundle first, then the table users query. A table that refuses the row (checked before training,
-        so only a table broken mid-run) must not lose it: the bundle has it, and we say so, never that it was
-        appended."""
         ctx, row = self.ctx, self.row
-        if ctx.bundle is not None:
-            ctx.bundle.add_row(row)
-        ctx.say(rows.summary_line(row))
-        try:
-            append_row(ctx.results_path, row)
-        except BenchError as exc:
-            where = ctx.bundle.final / "results.csv" if ctx.bundle else "nowhere else"
-            ctx.say(f"warning: the row was NOT appended to {ctx.results_path}: {exc}\nthe row is kept in {where}")
-            return
-        ctx.say(rows.recorded_line(row, ctx.results_path))
+        rows.land(row, ctx.bundle, ctx.results_path, ctx.say, rows.summary_line(row))
 
     def _close_quietly(self) -> None:
         if self.sampler.started:

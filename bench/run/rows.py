@@ -16,6 +16,7 @@ import torch
 from bench.core.results import cost_fields
 from bench.core.targets import best
 from bench.data.types import Dataset
+from bench.models.user import label
 from bench.run.context import RunContext
 from bench.system.dist import backend_name
 from bench.train.loop import EpochRecord, data_wait_fraction
@@ -32,7 +33,7 @@ def row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
         "train_images": len(ds.train), "test_images": len(ds.test),
         "seed": seed, "target": r.target.value, "metric": r.target.metric,
         "precision": r.precision, "memory_format": r.memory_format, "loader": r.data.loader,
-        "model": r.model.arch, "compile": r.compile,
+        "model": label(r.model.arch), "compile": r.compile,  # a user's file without its folders
         "device": ctx.device.type, "device_name": ctx.mach.device_name,
         "device_count": ctx.dctx.world_size if ctx.device.type == "cuda" else 1,
         "world_size": ctx.dctx.world_size, "nodes": ctx.dctx.nodes, "procs_per_node": ctx.dctx.local_world_size,
@@ -121,3 +122,22 @@ def _score_line(row: dict, metric: str) -> str:
 
 def recorded_line(row: dict, where: Path | str) -> str:
     return f"row {row['run_id']} appended to {where}"
+
+
+def land(row: dict, bundle, results_path, say, summary: str) -> None:
+    """Bundle first, then the table users query. A table that refuses the row (checked before the run, so
+    only a table broken mid-run) must not lose it: the bundle has it, and we say so, never that it was
+    appended. Every kind of run lands its rows here."""
+    from bench.core.errors import BenchError
+    from bench.core.results import append_row
+
+    if bundle is not None:
+        bundle.add_row(row)
+    say(summary)
+    try:
+        append_row(results_path, row)
+    except BenchError as exc:
+        where = bundle.final / "results.csv" if bundle else "nowhere else"
+        say(f"warning: the row was NOT appended to {results_path}: {exc}\nthe row is kept in {where}")
+        return
+    say(recorded_line(row, results_path))

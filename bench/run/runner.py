@@ -86,11 +86,24 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         return row
 
 
-def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional[Path] = None,
-               results_path: Path = Path("results/results.csv"), runs: Optional[int] = None,
-               reports_dir: Optional[Path] = Path("results/reports"), argv: Optional[list[str]] = None,
-               first_run: int = 0, say: Callable[[str], None] = print,
-               save_model: Optional[Path] = None) -> tuple[list[dict], Optional[Path]]:
+def _run_external(recipe: Recipe, **options) -> tuple[list[dict], Optional[Path]]:
+    from bench.run import external  # no data, model or loop of ours: the command's output is the result
+
+    return external.run_recipe(recipe, **options)
+
+
+def run_recipe(recipe: Recipe, **options) -> tuple[list[dict], Optional[Path]]:
+    """`bench run` (and sweep, SLURM jobs, verify --rerun) for a recipe of any kind: one runner per kind of run
+    (DESIGN, third wave). classifier and gan train here (train_recipe); external referees a command
+    (bench.run.external). Options as train_recipe's; returns the rows and the bundle directory."""
+    return RUNNERS[recipe.kind](recipe, **options)
+
+
+def train_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional[Path] = None,
+                 results_path: Path = Path("results/results.csv"), runs: Optional[int] = None,
+                 reports_dir: Optional[Path] = Path("results/reports"), argv: Optional[list[str]] = None,
+                 first_run: int = 0, say: Callable[[str], None] = print,
+                 save_model: Optional[Path] = None) -> tuple[list[dict], Optional[Path]]:
     """Run `runs` times (default: the recipe's), append one row per run to the table and write the report
     bundle (rank 0). Returns the rows and the bundle directory. Run i uses seed recipe.seed + first_run + i,
     so a resumed set (bench sweep topping up) continues with new seeds."""
@@ -163,3 +176,6 @@ def run_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Optional
     if bundle_dir is not None:
         say(str(bundle_dir))  # the last line: scripts read the bundle's path from it
     return rows, bundle_dir
+
+
+RUNNERS = {"classifier": train_recipe, "gan": train_recipe, "external": _run_external}

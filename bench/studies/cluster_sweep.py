@@ -222,8 +222,10 @@ def classify(items: list[Item], live: dict[str, str], ended: dict, folder: Path)
 def load_items(args, folder: Path, ledger: dict, with_fingerprints: bool) -> list[Item]:
     from bench import recipe as recipes
 
+    from bench.recipe.external import with_code  # kind: external: the script's sha256 is part of the hash
+
     files = recipes.family_files(args.family)
-    loaded = [recipes.load(f, args.set) for f in files]
+    loaded = [with_code(recipes.load(f, args.set)) for f in files]
     names = [r.name for r in loaded]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:
@@ -254,7 +256,7 @@ def survey(args, folder: Path, ledger: dict, with_fingerprints: bool) -> list[It
     df = read_table(args.results) if Path(args.results).exists() else None
     commit, devices = git_state().get("commit"), part_devices(folder)
     for it in items:
-        if it.fingerprint and df is not None:
+        if (it.fingerprint or it.recipe.kind == "external") and df is not None:  # external rows: no fingerprint
             it.done = int(counted(df, it.recipe.hash, it.fingerprint, commit, devices).sum())
     jobs = [it.task["job"] for it in items if it.task]
     live = slurm.live_jobs() if jobs else {}

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) != 1:
             raise BenchError("usage: python -m bench.studies.slurm_job MANIFEST (written by bench sweep --slurm)")
         manifest, task, part = task_from_manifest(Path(argv[0]))
-        r = recipes.load(task["file"], task["set"])
+        from bench.recipe.external import with_code  # kind: external: hashed with its script, as the sweep did
+
+        r = with_code(recipes.load(task["file"], task["set"]))
         if r.hash != task["hash"]:  # its rows would carry another hash and never count for the sweep
             raise BenchError(f"{task['file']}: the recipe changed since the sweep was submitted (hash {r.hash}, "
                              f"submitted {task['hash']}); rerun `bench sweep {manifest['family']} --slurm` to submit "

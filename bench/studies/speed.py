@@ -50,7 +50,7 @@ def measure(recipe, device, batch_size: int, steps: int, warmup: int) -> dict:
     memory.start()
     model = opt = x = y = loss = None
     try:
-        model = build_model(recipe.model.arch, recipe.model.params).to(device)
+        model = build_model(recipe.model.arch, recipe.model.params, source=recipe.model.source).to(device)
         channels_last = recipe.memory_format == "channels_last"
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -116,7 +116,7 @@ def model_cost(recipe, device) -> tuple[int, Optional[float]]:
     from bench.system.flops import flops_per_image
     from bench.models import build_model, count_parameters
 
-    model = build_model(recipe.model.arch, recipe.model.params).to(device)
+    model = build_model(recipe.model.arch, recipe.model.params, source=recipe.model.source).to(device)
     try:
         flops = flops_per_image(model, device=device)["train_step"]
     except Exception as exc:  # a model the counter cannot trace still gets its timings

@@ -66,6 +66,8 @@ def _fingerprints(recipes, data: Optional[str], data_dir: Optional[Path]) -> dic
 
     out: dict[str, str] = {}
     for r in recipes:
+        if r.kind == "external":  # the command loads its own data: its rows carry no fingerprint
+            continue
         source = data or r.data.source
         if source not in out:
             out[source] = load_dataset(source, data_dir=data_dir, base_dir=data_base_dir()).identity.fingerprint
@@ -79,7 +81,9 @@ def make_plan(files: list[Path], overrides: list[str], runs: Optional[int], forc
     from bench import recipe as recipes
     from bench.core.results import read_table
 
-    loaded = [recipes.load(f, overrides) for f in files]
+    from bench.recipe.external import with_code  # kind: external: the script's sha256 is part of the hash
+
+    loaded = [with_code(recipes.load(f, overrides)) for f in files]
     names = [r.name for r in loaded]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:
@@ -102,7 +106,7 @@ def make_plan(files: list[Path], overrides: list[str], runs: Optional[int], forc
     plan = []
     for f, r in zip(files, loaded):
         want = runs if runs is not None else r.runs
-        fp = prints[data or r.data.source]
+        fp = prints.get(data or r.data.source) if r.kind != "external" else None
         done = int(matching_rows(df, r.hash, fp, ident).sum()) if df is not None and len(df) else 0
         todo = want if force else max(0, want - done)
         plan.append(Planned(f, r, fp, done, todo))
@@ -228,7 +232,8 @@ def _per_recipe(plan: list[Planned], df) -> list[dict]:
         if "epoch_s_mean" not in rows or rows["epoch_s_mean"].dropna().empty:
             continue
         flops = rows["flops_per_image_train"].dropna() if "flops_per_image_train" in rows else rows.iloc[0:0]
-        params = count_parameters(build_model(p.recipe.model.arch, p.recipe.model.params))
+        params = count_parameters(build_model(p.recipe.model.arch, p.recipe.model.params,
+                                                   source=p.recipe.model.source))
         points.append({"name": p.recipe.name, "epoch_s": float(rows["epoch_s_mean"].mean()), "params": params,
                        "flops": float(flops.mean()) if len(flops) else None, "runs": len(rows)})
     return points
