@@ -1,8 +1,9 @@
 """Headless Chromium for the site tests: Debian's `chromium` driven by Selenium through Debian's `chromedriver`.
 
 No browser or driver is downloaded: both paths are given explicitly, so Selenium Manager never runs.
-Also a script: `python tests/site_browser.py SITE_DIR OUT_PNG [WIDTH [HEIGHT]]` screenshots SITE_DIR/index.html
-as a 128-colour PNG, small enough to commit (how results/site/leaderboard.png is made).
+Also a script: `python tests/site_browser.py SITE_DIR OUT_PNG [WIDTH [HEIGHT [PAGE]]]` screenshots SITE_DIR/PAGE
+(default index.html; PAGE#ID scrolls to that element; HEIGHT `full`: the whole page's height) as a 128-colour PNG, small enough to commit (how
+results/site/leaderboard.png is made).
 """
 from __future__ import annotations
 
@@ -73,11 +74,13 @@ if __name__ == "__main__":
 
     site, out = Path(sys.argv[1]), Path(sys.argv[2])
     width = int(sys.argv[3]) if len(sys.argv) > 3 else DESKTOP[0]
-    height = int(sys.argv[4]) if len(sys.argv) > 4 else DESKTOP[1]
+    full = len(sys.argv) > 4 and sys.argv[4] == "full"
+    height = DESKTOP[1] if len(sys.argv) <= 4 or full else int(sys.argv[4])
+    page, _, anchor = (sys.argv[5] if len(sys.argv) > 5 else "index.html").partition("#")  # page.html#id: scrolled
     with chromium() as d:
         set_viewport(d, width, height)
-        d.get((site / "index.html").resolve().as_uri())
-        screenshot(d, out)
+        d.get((site / page).resolve().as_uri() + (f"#{anchor}" if anchor else ""))
+        screenshot(d, out, full_page=full)
     # a palette of 128 colours keeps text crisp at a third of the size
     Image.open(out).convert("RGB").quantize(colors=128).save(out, optimize=True)
     print(out, out.stat().st_size, "bytes")

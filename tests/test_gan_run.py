@@ -178,3 +178,50 @@ def test_a_run_fails_for_collapse_only_once_the_generator_has_moved():
     assert not Evaluation.moved(ev, 629.0) and Evaluation.moved(ev, 300.0)
     ev.r.target.mode, ev.untrained = "max", 1.0
     assert not Evaluation.moved(ev, 1.0) and Evaluation.moved(ev, 1.4)
+
+
+# ------------------------------------------------------------------------------------------ verify --rerun
+
+@pytest.fixture(scope="module")
+def reached_gan_bundle(gan_run):
+    """Two tiny runs that reach a target every generator meets (fd_judge <= 1e9) at the first evaluation: a
+    distribution of two times and two best scores to test a rerun against."""
+    _, tmp, _ = gan_run
+    sets = [s for s in TINY if not s.startswith("target.value")] + [
+        "target.value=1000000000", f"gan.judge={tmp / 'judge.pt'}", "runs=2"]
+    args = [a for s in sets for a in ("--set", s)]
+    out = tmp / "reached"
+    assert main(["run", "wgan_cpu", "--data", str(tmp / "bedrooms"), "--results", str(out / "results.csv"),
+                 "--reports", str(out / "reports"), *args]) == 0
+    return next((out / "reports").iterdir())
+
+
+@pytest.mark.slow
+def test_verify_rerun_of_a_gan_bundle_tests_its_times_and_its_scores(reached_gan_bundle, capsys):
+    bundle = reached_gan_bundle
+    before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    rc = main(["verify", str(bundle), "--rerun", "--runs", "2"])
+    out = capsys.readouterr().out
+    assert "95% prediction interval mean ± t(0.975, n-1)·s·sqrt(1+1/n)" in out      # the times, as a classifier's
+    assert "score: each run's best fd_judge (lower is better; target <= 1e+09)" in out
+    assert "Welch's one-sided t-test, H0: the new mean best fd_judge is no worse than the reported" in out
+    assert "H0: mean fd_judge >= target; H1: mean fd_judge < target (one-sided)" in out
+    # the same seeds on the same machine: the same scores (the times of 0.2 s runs may well fall outside)
+    assert "-> no significant loss" in out and "new runs reached the target" in out
+    assert (rc == 0) == ("and no score is significantly worse: reproduced (2/2" in out) != ("NOT reproduced" in out)
+    assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before  # only read
+
+
+def test_a_rerun_score_check_follows_the_metric_direction():
+    from bench.studies.rerun_scores import score_verdict
+
+    reported = [250.0, 251.0, 249.0]
+    ok, lines = score_verdict("fd_judge", "min", 300.0, reported, [300.0, 302.0, 299.0])  # higher: worse
+    assert not ok and "SIGNIFICANTLY WORSE" in "\n".join(lines)
+    ok, _ = score_verdict("fd_judge", "min", 300.0, reported, [200.0, 201.0, 199.0])      # lower: better
+    assert ok
+    ok, lines = score_verdict("is_judge", "max", 2.0, [3.0, 3.1, 2.9], [2.0, 2.1, 1.9])  # lower is_judge: worse
+    assert not ok and "(lower)" in lines[3]
+    ok, lines = score_verdict("fd_judge", "min", 300.0, reported, [900.0])  # one new run: not computed, stated
+    assert ok and "not computed (needs at least 2 values on each side, got 3 and 1)" in lines[3]
+    assert "not deciding" in lines[-1]

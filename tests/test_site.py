@@ -6,6 +6,7 @@ SYSTEM_PACKAGES) and checks it the way a visitor would meet it.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from bench.cli import main as bench_main
 from bench.core.results import append_row, read_table
 from bench.report.compare import compare_table
 from bench.site import boards as B
+from bench.site import inputs
 from bench.site.build import build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,15 +34,22 @@ def bench(*args) -> int:
 
 
 def committed(out: Path):
-    return build(out, [TABLE], [RESULTS / "reports"], [RESULTS / "studies"])
+    """Everything committed under results/, as `bench site` reads it by default (bench.site.inputs): every
+    table and bundle folder, the studies, the reported table."""
+    return build(out, inputs.default_tables(RESULTS), inputs.default_reports(RESULTS), [RESULTS / "studies"],
+                 inputs.default_reported(RESULTS))
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def built(tmp_path_factory):
     """The site of the committed results, built once for the module."""
     out = tmp_path_factory.mktemp("site") / "site"
-    committed(out)
-    return out
+    return committed(out)
+
+
+@pytest.fixture(scope="module")
+def site(built) -> Path:
+    return built.out
 
 
 # ------------------------------------------------------------------------------------------ grouping
@@ -126,6 +135,113 @@ def test_pages_show_report_env_recipe_and_downloads(site):
     assert "not official CIFAR-10" in index and "https://" not in index and "http://" not in index
 
 
+# ------------------------------------------------------------------------------------------ every kind of run
+
+def test_defaults_read_every_table_and_bundle_folder_under_results(tmp_path, monkeypatch):
+    tables = inputs.default_tables(RESULTS)
+    assert tables[0] == TABLE and {RESULTS / "gan" / "results.csv", RESULTS / "record" / "results.csv"} <= set(tables)
+    assert all(t.parent.parent == RESULTS or t == TABLE for t in tables)  # a study's own table stays on its page
+    assert {RESULTS / "reports", RESULTS / "gan" / "reports", RESULTS / "record" / "reports"} <= \
+        set(inputs.default_reports(RESULTS))
+    monkeypatch.chdir(REPO)  # `bench site` with no inputs named reads results/ from where it runs
+    assert bench("site", "--out", tmp_path / "s") == 0
+    index = (tmp_path / "s" / "index.html").read_text()
+    for bundle in [p for d in inputs.default_reports(RESULTS) for p in d.iterdir() if (p / "runs").is_dir()]:
+        assert f'href="reports/{bundle.name}/index.html"' in index
+    assert "time to fd_judge ≤ 250" in index and "airbench94_muon" in index
+    assert (tmp_path / "s" / "reported.html").is_file()
+
+
+def test_every_board_is_one_data_set_metric_target_and_hardware(built):
+    keys = set()
+    for board in built.boards:
+        key = (board.dataset, board.fingerprint, board.metric, board.target, board.hardware)
+        assert key not in keys
+        keys.add(key)
+        for g in board.groups:
+            for m in g.members:
+                assert (m["dataset"], m["dataset_fingerprint"], m.get("metric") or "test_acc", m["target"],
+                        B.hardware(m)) == key
+    # every measured row has a bundle, found by default, and it verifies
+    assert [g.verify_state for b in built.boards for g in b.groups] == ["pass"] * sum(len(b.groups)
+                                                                                       for b in built.boards)
+    gan = [b for b in built.boards if b.metric == "fd_judge"]
+    assert len(gan) == 1 and gan[0].mode == "min"
+    assert gan[0].title.endswith("time to fd_judge ≤ 250 · 1x AMD EPYC (cpu)")
+    assert {g.row["recipe"] for g in gan[0].groups} == {"wgan_cpu", "wgan_gp_cpu"}
+
+
+def _gan_rows(path: Path, metric: str, finals: dict[str, float]) -> None:
+    """Made-up GAN rows that missed their target, one group per recipe, each with its final score."""
+    base = B.compare.records(read_table(RESULTS / "gan" / "results.csv"))[0]
+    for i, (recipe, final) in enumerate(finals.items()):
+        append_row(path, {**base, "run_id": f"gan-{metric}-{i}", "recipe": recipe, "recipe_hash": recipe,
+                          "metric": metric, "status": "missed", "time_to_target_s": None,
+                          "best_metric": final, "final_metric": final,
+                          "target": 250.0 if metric != "is_judge" else 5.0})
+
+
+def test_lower_is_better_scores_order_a_board_the_right_way(tmp_path):
+    path = tmp_path / "t.csv"
+    _gan_rows(path, "fd_judge", {"mid": 300.0, "best": 260.0, "worst": 400.0})
+    _gan_rows(path, "is_judge", {"low": 1.5, "high": 3.0, "middle": 2.0})
+    boards = {b.metric: b for b in B.boards(read_table(path), [])}
+    fd, isj = boards["fd_judge"], boards["is_judge"]
+    assert [g.row["recipe"] for g in fd.groups] == ["best", "mid", "worst"]     # lower fd_judge first
+    assert [g.row["recipe"] for g in isj.groups] == ["high", "middle", "low"]   # higher is_judge first
+    assert all(g.row["rank"] is None for g in fd.groups + isj.groups)           # none reached: none ranked
+    assert fd.title.endswith("time to fd_judge ≤ 250 · 1x AMD EPYC (cpu)") and "is_judge ≥ 5" in isj.title
+    assert fd.anchor != isj.anchor and re.fullmatch(r"[A-Za-z0-9_.-]+", fd.anchor)
+    build(tmp_path / "site", [path], [], [], [])
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert 'data-better="min"' in index and 'data-better="max"' in index and "best final fd_judge" in index
+
+
+def test_a_gan_bundle_page_shows_the_grid_at_the_target_and_both_baselines(site):
+    for bundle in sorted((RESULTS / "gan" / "reports").iterdir()):
+        summary = json.loads((bundle / "summary.json").read_text())
+        page = (site / "reports" / bundle.name / "index.html").read_text()
+        section = page.split('<section id="samples">')[1].split("</section>")[0]
+        for run in summary["runs"]:
+            hit = next(e for e in run["evals"] if e["elapsed_s"] == run["time_to_target_s"])
+            rid = run["run_id"]
+            assert f'src="runs/{rid}/{hit["samples"]}"' in section and f"epoch {hit['epoch']}" in section
+            for name in ("untrained", "real"):
+                assert f'src="runs/{rid}/samples/{name}.png"' in section
+                assert f"{run['baselines'][name]['fd_judge']:.4g}" in section
+        assert (site / "reports" / bundle.name / "runs" / run["run_id"] / hit["samples"]).is_file()
+    classifier = next((RESULTS / "reports").iterdir()).name
+    assert 'id="samples"' not in (site / "reports" / classifier / "index.html").read_text()
+
+
+def test_a_gan_board_shows_its_race_plot(built, site):
+    [gan] = [b for b in built.boards if b.metric == "fd_judge"]
+    png = built.extras.races[gan.anchor]
+    assert (site / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = (site / "index.html").read_text()
+    section = index.split(f'id="{gan.anchor}"')[1].split("</section>")[0]
+    assert f'src="{png}"' in section and "bench race" in section
+    assert all(b.anchor not in built.extras.races for b in built.boards if b.metric == "test_acc")
+
+
+def test_each_recipe_has_a_page_with_its_history(built, site):
+    from bench.report import history
+
+    df = B.read_tables(inputs.default_tables(RESULTS))
+    rows = B.compare.records(df)
+    for recipe in sorted(set(df["recipe"])):
+        page = (site / "recipes" / f"{recipe}.html").read_text()
+        for s in history.series(rows, recipe):
+            section = page.split(f'id="{s.slug}"')[1].split("</section>")[0]
+            assert f'src="{recipe}/{s.slug}.png"' in section and (site / "recipes" / recipe / f"{s.slug}.png").is_file()
+            labels = re.findall(r"<td class=\"nowrap\"><code>([^<]+)</code></td>", section)
+            assert labels == [c.label for c in s.commits]
+        assert f'href="recipes/{recipe}.html"' in (site / "index.html").read_text()
+    cpu = (site / "recipes" / "cpu_quick.html").read_text()
+    assert cpu.index("69b55a4+dirty") < cpu.index("2054f80")  # 27 Nov 11:52 before 12:03
+    assert "bench compare --by commit cpu_quick" in cpu
+
+
 # ------------------------------------------------------------------------------------------ the command
 
 def test_bad_inputs_name_the_flag_and_the_fix(tmp_path, capsys):
@@ -152,7 +268,10 @@ def test_rebuild_replaces_an_earlier_site(tmp_path, capsys):
     (out / "stale.html").write_text("from an older build")
     assert bench(*args) == 0
     assert not (out / "stale.html").exists() and (out / "index.html").is_file()
-    assert "1 result group(s), 3 report bundle(s) (0 failing bench verify), 1 study" in capsys.readouterr().out
+    n = len([p for p in (RESULTS / "studies").glob("*.md") if p.name.lower() != "readme.md"])
+    bundles = len([p for p in (RESULTS / "reports").iterdir() if (p / "runs").is_dir()])
+    assert (f"1 result group(s), {bundles} report bundle(s) (0 failing bench verify), {n} stud"
+            f"{'y' if n == 1 else 'ies'}") in capsys.readouterr().out
 
 
 def test_serve_answers_on_localhost(tmp_path):
@@ -218,7 +337,12 @@ def test_no_console_errors_and_every_local_link_resolves(browser, site):
     from site_browser import console_errors
 
     pages = _pages(site)
-    assert len(pages) == 1 + len(list((RESULTS / "reports").iterdir())) + 1  # index, bundles, the study
+    bundles = [p for d in inputs.default_reports(RESULTS) for p in d.iterdir() if (p / "runs").is_dir()]
+    recipes = {r for t in inputs.default_tables(RESULTS) for r in read_table(t)["recipe"]}
+    studies = [p for p in (RESULTS / "studies").glob("*.md") if p.name.lower() != "readme.md"]
+    # index, bundles, the studies, the reported board, a page per recipe
+    assert len(pages) == 1 + len(bundles) + len(studies) + 1 + len(recipes)
+    assert {p.name for p in pages} >= {"reported.html"} | {f"{r}.html" for r in recipes}
     checked = 0
     for page in pages:
         _open(browser, page)
@@ -245,8 +369,9 @@ def test_one_table_row_per_result_group(browser, site):
     rows = browser.execute_script(
         "return Array.from(document.querySelectorAll('section.board tbody tr'))"
         ".map(r => r.cells[1].getAttribute('data-sort'));")
-    expected = compare_table(read_table(TABLE))
-    assert rows == [g["recipe"] for g in expected] and len(rows) == len(expected)
+    df = B.read_tables(inputs.default_tables(RESULTS))
+    expected = [g.row["recipe"] for b in B.boards(df, []) for g in b.groups]
+    assert rows == expected and len(rows) == len(compare_table(df))
 
 
 def _column(browser, index: int) -> list[str]:
@@ -276,6 +401,25 @@ def test_clicking_a_header_sorts_the_table(browser, site):
     assert after == sorted(before, reverse=True)
     assert headers[time].get_attribute("aria-sort") == "descending"
     assert headers[recipe].get_attribute("aria-sort") is None
+
+
+def test_a_score_column_sorts_the_best_first_whichever_way_is_better(browser, built, site):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, site / "index.html")
+    [gan] = [b for b in built.boards if b.metric == "fd_judge"]
+    for board, reverse in ((gan, False), (built.boards[0], True)):  # fd_judge: lowest first; accuracy: highest
+        table = browser.find_element(By.ID, board.anchor).find_element(By.CSS_SELECTOR, "table.sortable")
+        header = table.find_element(By.CSS_SELECTOR, "th[data-better]")
+        header.click()
+        col = [h.text for h in table.find_elements(By.CSS_SELECTOR, "thead th")].index(header.text)
+        values = browser.execute_script(
+            "return Array.from(arguments[0].tBodies[0].rows).map(r => r.cells[arguments[1]].getAttribute('data-sort'))"
+            ".filter(v => v !== '').map(parseFloat);", table, col)
+        assert values == sorted(values, reverse=reverse) and len(values) == len(board.groups)
+        assert header.get_attribute("aria-sort") == ("descending" if reverse else "ascending")
+        if board is gan:  # built fastest first (wgan_cpu 247.1, then wgan_gp_cpu 242.1): the click reorders
+            assert [g.row["score_best"] for g in gan.groups] != values
 
 
 def test_typing_filters_rows(browser, site):

@@ -159,3 +159,33 @@ def test_each_inconsistency_names_itself():
         summarize([10.0], [None], [True], target=0.94)
     with pytest.raises(BenchError, match=r"^summarize: no runs given$"):
         summarize([], [], [], target=0.94)
+
+
+def test_welch_by_hand_and_against_scipy():
+    from bench.core.stats import welch
+
+    a, b = [10.0, 11.0, 12.0], [14.0, 15.0, 17.0, 18.0]
+    va, vb = 1.0 / 3, (10.0 / 3) / 4  # sample variances 1 and 10/3, over n
+    t = (16.0 - 11.0) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    res = welch(a, b)
+    assert res["t"] == pytest.approx(t) and res["df"] == pytest.approx(df)
+    assert res["p"] == pytest.approx(2 * sps.t.sf(t, df))
+    assert res["p"] == pytest.approx(sps.ttest_ind(b, a, equal_var=False).pvalue)
+    # one-sided: b slower than a is the question "did it get slower?"
+    assert welch(a, b, "greater")["p"] == pytest.approx(sps.t.sf(t, df))
+    assert welch(a, b, "less")["p"] == pytest.approx(sps.t.cdf(t, df))
+    assert welch(b, a)["t"] == pytest.approx(-t)  # the order of the sides is b against a
+
+
+def test_welch_states_why_it_cannot_run():
+    from bench.core.stats import welch
+
+    assert welch([1.0], [1.0, 2.0])["reason"].startswith("needs at least 2 values on each side, got 1 and 2")
+    assert welch([1.0, 2.0], [3.0])["p"] is None
+    flat = welch([1.0, 1.0], [2.0, 2.0])
+    assert flat["p"] is None and "no spread" in flat["reason"]
+    ok = welch([1.0, 1.0], [2.0, 3.0])  # one side flat is fine
+    assert ok["p"] is not None and ok["reason"] is None
+    with pytest.raises(BenchError, match="alternative"):
+        welch([1.0, 2.0], [1.0, 2.0], "bigger")

@@ -6,12 +6,26 @@ from pathlib import Path
 from bench.cli import options
 from bench.core.errors import BenchError, VerifyError
 
+BUNDLE = "report bundle directory (e.g. results/reports/<recipe>-<time>-<id>)"
+
+
+def check_bundle(path, writes: bool = False) -> Path:
+    """A report bundle argument: an existing, readable folder; `writes`: one the command rewrites files in."""
+    from bench.core.paths import check_input, check_output
+
+    if not Path(path).exists():
+        raise BenchError(f"{path}: no such bundle directory; name an existing {BUNDLE}")
+    check_input("bundle", path, folder=True, what=BUNDLE)
+    if writes:
+        check_output("bundle", path, folder=True, what=BUNDLE)
+    return Path(path)
+
 
 def cmd_report(args) -> int:
     from bench.report import finalize, manifest
     from bench.report.summary import require_dir
 
-    bundle = require_dir(args.dir)
+    bundle = require_dir(check_bundle(args.dir, writes=True))
     has_manifest = (bundle / manifest.NAME).is_file()
     if not has_manifest and not args.no_manifest:
         raise VerifyError(f"{bundle}: no MANIFEST, so nothing shows the raw files are as the run left them. If this "
@@ -31,6 +45,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    check_bundle(args.dir)
     if args.rerun:
         from bench.studies.rerun import rerun
 
@@ -45,8 +60,21 @@ def cmd_verify(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from bench.core.paths import check_input
     from bench.report import compare
 
+    check_input("--results", args.results, what="results table",
+                fix="run `bench run` first, or pass the results table with --results PATH")
+    if not args.no_plot:
+        options.check_out_file("--plot", args.plot, what="PNG file")
+    options.check_out_file("--json", args.json, what="JSON file")
+    if args.by == "commit" or args.recipe:  # one recipe's history: bench.report.history
+        from bench.report import history
+
+        if args.by != "commit":
+            raise BenchError(f"bench compare {args.recipe}: a recipe name goes with --by commit (its history); "
+                             f"to rank some recipes, pass --recipes {args.recipe}")
+        return history.run(args.results, args.recipe)
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()] if args.recipes else None
     return compare.run(args.results, args.target, recipes, None if args.no_plot else args.plot, args.json)
 
@@ -54,6 +82,9 @@ def cmd_compare(args) -> int:
 def cmd_race(args) -> int:
     from bench.report import gan_plots, plots, summary
 
+    for d in args.dirs:
+        check_bundle(d)
+    options.check_out_file("--out", args.out, what="PNG file")
     sums = [summary.compute(summary.load(Path(d))) for d in args.dirs]
     bad = [d for d, s in zip(args.dirs, sums) if s.get("kind") != "gan"]
     if bad:
@@ -65,9 +96,12 @@ def cmd_race(args) -> int:
 
 
 def cmd_submit(args) -> int:
+    from bench.core.paths import check_output
     from bench.report.exports import submitter
     from bench.report.submit import submit
 
+    check_bundle(args.dir)
+    check_output("--out", args.out, folder=True, what="submission folder")
     who = submitter({"author": args.author, "email": args.email, "code_url": args.code_url, "log_url": args.log_url})
     submit(Path(args.dir), Path(args.out), args.system, args.force, who)
     return 0
@@ -79,6 +113,8 @@ def cmd_env(args) -> int:
     from bench.core.results import atomic_write
     from bench.system.envinfo import capture, format_lines
 
+    if args.json_path != "-":
+        options.check_out_file("--json", args.json_path, what="JSON file")
     info = capture(args.device)
     if args.json_path is None:
         print("\n".join(format_lines(info)))
@@ -100,7 +136,8 @@ def register(sub) -> None:
     p = sub.add_parser("verify", help="check a bundle's MANIFEST and recompute its figures from the event logs")
     p.add_argument("dir", type=Path, help="report bundle directory")
     p.add_argument("--rerun", action="store_true",
-                   help="train the recipe again here and test the new time(s) against the reported ones")
+                   help="train the recipe again here and test the new time(s) against the reported ones (a GAN "
+                        "bundle: its best scores too, bench/studies/rerun_scores.py)")
     p.add_argument("--runs", type=int, default=1, help="new runs for --rerun (default 1)")
     p.set_defaults(func=cmd_verify)
 
@@ -112,6 +149,10 @@ def register(sub) -> None:
                    help="Pareto plot path (default: results/compare.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
     p.add_argument("--json", type=Path, default=None, help="also write the ranked rows as JSON here")
+    p.add_argument("--by", choices=("recipe", "commit"), default="recipe",
+                   help="recipe (default): rank recipe groups; commit: RECIPE's time to target per commit, oldest "
+                        "first, each with its change from the one before and Welch's t-test")
+    p.add_argument("recipe", nargs="?", default=None, help="with --by commit: the recipe whose history to show")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("race", help="is_judge against wall-clock time for GAN bundles (the WGAN-GP paper's "
@@ -137,5 +178,6 @@ def register(sub) -> None:
     p = sub.add_parser("env", help="show the environment a run would record",
                        description="Print the software, hardware and git state recorded with every run.")
     p.add_argument("--json", metavar="PATH", dest="json_path", help="write it as JSON to PATH instead ('-' for stdout)")
-    p.add_argument("--device", default="auto", help="device the run would use (default: auto)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="device the run would use (default: auto)")
     p.set_defaults(func=cmd_env)

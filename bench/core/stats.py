@@ -80,6 +80,28 @@ def ttest_above(values: list[float], target: float, mode: str = "max", what: str
     return out
 
 
+def welch(a: list[float], b: list[float], alternative: str = "two-sided") -> dict:
+    """Welch's two-sample t-test (unequal variances) of mean(b) against mean(a): H0 equal means; H1 mean(b) !=
+    mean(a) (`two-sided`), > (`greater`) or < (`less`). t, p and the Welch-Satterthwaite df are None, with the
+    reason, when either side has fewer than 2 values or both have no spread."""
+    out = {"t": None, "p": None, "df": None, "reason": None, "alternative": alternative}
+    if alternative not in ("two-sided", "greater", "less"):
+        raise BenchError(f"welch: alternative {alternative!r}; allowed: two-sided, greater, less")
+    if len(a) < 2 or len(b) < 2:
+        out["reason"] = f"needs at least 2 values on each side, got {len(a)} and {len(b)}"
+        return out
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        out["reason"] = "no spread on either side: the test is undefined"
+        return out
+    # by hand (scipy's ttest_ind gives the same, but warns of precision loss when one side has no spread)
+    t = (statistics.fmean(b) - statistics.fmean(a)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    p = {"two-sided": 2 * sps.t.sf(abs(t), df), "greater": sps.t.sf(t, df), "less": sps.t.cdf(t, df)}[alternative]
+    out.update(t=t, p=float(p), df=df)
+    return out
+
+
 def _check(name: str, values: list, n: int) -> None:
     if len(values) != n:
         raise BenchError(f"summarize: {name} has {len(values)} entries but times has {n}; "

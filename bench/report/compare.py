@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.prices import CPU_SOURCES
+from bench.report.scores import better_first
 
 GROUP_KEYS = ("recipe", "recipe_hash", "dataset_fingerprint", "device_name", "device_count", "world_size",
               "precision", "target")
@@ -32,6 +34,16 @@ def _clean(v):
     if hasattr(v, "item"):
         return v.item()
     return v
+
+
+def price_na(runs: list[dict]) -> bool:
+    """The one rule for a group's cost/run being "n/a (CPU)" (bench compare and the site both call it): every
+    run ran where no accelerator price applies, a CPU without a price of its own. Its cost is unknown: empty
+    in rows written since costs became empty-when-unknown, $0 in older rows (price source "n/a (CPU)")."""
+    return bool(runs) and all(r.get("price_source") in CPU_SOURCES for r in runs)
+
+
+PRICE_NA = "n/a (CPU)"  # how a price_na group's cost/run reads, in the terminal and on the site
 
 
 def _mean(values):
@@ -88,20 +100,33 @@ def compare_table(df, target: float | None = None, recipes: list[str] | None = N
             "best_acc_mean": _mean([m.get("best_acc") for m in counted]),
             "wall_mean": _mean([m.get("wall_s") for m in counted]),
             "gpu_hours_mean": _mean([m.get("gpu_hours") for m in counted]),
-            "cost_mean": _mean([m.get("cost_usd") for m in counted]),
+            "cost_mean": None if price_na(counted) else _mean([m.get("cost_usd") for m in counted]),
+            "price_na": price_na(counted),
             "mfu_mean": _mean([m.get("mfu") for m in counted]),
             "data_wait_fraction_mean": _mean([m.get("data_wait_fraction") for m in counted]),
             "differs": [],
+            **scores_of(counted or members),  # metric, mode, score_best: the target metric's direction
         })
     _name_differences(out)
     timed = sorted((r for r in out if r["time_mean"] is not None), key=lambda r: (r["time_mean"], r["recipe"] or ""))
-    untimed = sorted((r for r in out if r["time_mean"] is None),
-                     key=lambda r: (-(r["final_acc_best"] or -1.0), r["recipe"] or ""))
+    untimed = sorted((r for r in out if r["time_mean"] is None),  # the best final score first, either direction
+                     key=lambda r: (better_first(r["score_best"], r["mode"]), r["recipe"] or ""))
     for i, r in enumerate(timed, start=1):
         r["rank"] = i
     for r in untimed:
         r["rank"] = None
     return [{"rank": r.pop("rank"), **r} for r in timed + untimed]
+
+
+def scores_of(runs: list[dict]) -> dict:
+    """A group's target metric (bench.report.scores), its direction and the best final score of its runs in that
+    direction (for test_acc the same as final_acc_best)."""
+    from bench.report.scores import best_of, metric_of, mode_of
+
+    metric = metric_of(runs[0]) if runs else "test_acc"
+    mode = mode_of(metric)
+    finals = [r.get("final_acc") if metric == "test_acc" else r.get("final_metric") for r in runs]
+    return {"metric": metric, "mode": mode, "score_best": best_of(finals, mode)}
 
 
 def _name_differences(rows: list[dict]) -> None:
@@ -156,9 +181,16 @@ def cells(r: dict) -> list[str]:
         success += f" +{r['excluded']} excl."
     device = f"{r['world_size'] or r['device_count'] or 1}x {r['device_name'] or '?'}"
     return [str(r["rank"] or "-"), name, str(r["runs"]), success, time, acc, _fmt(r["gpu_hours_mean"], ".4f"),
-            _fmt(r["cost_mean"], ".4f", "") if r["cost_mean"] is None else f"${r['cost_mean']:.4f}",
+            cost_text(r),
             _fmt(r["mfu_mean"], ".1%"), _fmt(r["data_wait_fraction_mean"], ".1%"), r["dataset"] or "-", device,
             r["precision"] or "-"]
+
+
+def cost_text(r: dict) -> str:
+    """A compare_table row's cost/run: PRICE_NA where no price applies (price_na), "-" where unknown."""
+    if r.get("price_na"):
+        return PRICE_NA
+    return _fmt(r["cost_mean"], ".4f") if r["cost_mean"] is None else f"${r['cost_mean']:.4f}"
 
 
 def print_table(rows: list[dict], title: str, say=print) -> None:
@@ -234,8 +266,9 @@ def run(results: Path, target: float | None, recipes: list[str] | None, plot: Pa
 
     results = Path(results)
     if target is not None and not 0 < target <= 1:
+        eg = target / 100 if 1 < target <= 100 else 0.94  # 94 meant 94%: suggest 0.94; for -1 or 0, not -0.01 or 0
         raise BenchError(f"--target {target}: targets are fractions (0.94 means 94%); "
-                         f"allowed: > 0 and <= 1, e.g. --target {target / 100:g}")
+                         f"allowed: > 0 and <= 1, e.g. --target {eg:g}")
     if not results.is_file():
         raise BenchError(f"{results}: no results table (run `bench run` first, or pass --results PATH)")
     df = read_table(results)

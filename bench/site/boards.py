@@ -10,11 +10,11 @@ Only reads: tables, bundles' run folders, and `bench.report.verify.check` for ea
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.prices import CPU_SOURCES
 from bench.report import compare
 from bench.report.summary import OFFICIAL_DATASET
 
@@ -47,7 +47,7 @@ class Group:
     date: str | None               # the newest run's timestamp, date part
     commits: list[str]             # git commits of the runs, short, "+dirty" when the tree was dirty
     bundles: list[Bundle]          # the bundles holding this group's runs
-    price_na: bool                 # every counted run ran where no accelerator price applies (a CPU): cost 0
+    price_na: bool                 # compare.price_na: no accelerator price applies (a CPU), cost unknown
 
     @property
     def verify_state(self) -> str:
@@ -61,9 +61,17 @@ class Group:
 class Board:
     dataset: str
     fingerprint: str | None
+    metric: str                    # the target's metric (bench.report.scores): test_acc, fd_judge, ...
     target: float | None
     hardware: str
     groups: list[Group] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        """'max' or 'min': which way the board's metric is better (a GAN's fd_judge: lower)."""
+        from bench.report.scores import mode_of
+
+        return mode_of(self.metric)
 
     @property
     def official(self) -> bool:
@@ -71,13 +79,16 @@ class Board:
 
     @property
     def title(self) -> str:
-        target = "no target" if self.target is None else f"time to {self.target:.2%}"
-        return f"{self.dataset} · {target} · {self.hardware}"
+        from bench.report.history import board_title
+
+        return board_title((self.dataset, self.fingerprint, self.metric, self.target, self.hardware))
 
     @property
     def anchor(self) -> str:
         fp = (self.fingerprint or "none")[:12]
-        return "-".join(["board", self.dataset, fp, f"{self.target}", self.hardware]).replace(" ", "_")
+        parts = ["board", self.dataset, fp] + ([] if self.metric == "test_acc" else [self.metric])
+        # an id and a URL fragment alike: letters, digits, _ . - only (a device name may hold anything)
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts + [f"{self.target}", self.hardware]))
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -135,12 +146,11 @@ def _mean(values):
 
 
 def hardware(row: dict) -> str:
-    """'1x AMD EPYC (cpu)', '8x NVIDIA H100 80GB HBM3 (cuda, 2 nodes)': what a board's runs ran on."""
-    count = row.get("world_size") or row.get("device_count") or 1
-    extra = [row.get("device") or "?"]
-    if (row.get("nodes") or 1) > 1:
-        extra.append(f"{row['nodes']} nodes")
-    return f"{count}x {row.get('device_name') or '?'} ({', '.join(extra)})"
+    """'1x AMD EPYC (cpu)', '8x NVIDIA H100 80GB HBM3 (cuda, 2 nodes)': bench.report.history.hardware, the one
+    rule for what a board's runs ran on (a recipe's history is drawn per board too)."""
+    from bench.report.history import hardware as rule
+
+    return rule(row)
 
 
 def make_group(row: dict, members: list[dict], bundles_by_run: dict[str, Bundle]) -> Group:
@@ -156,7 +166,7 @@ def make_group(row: dict, members: list[dict], bundles_by_run: dict[str, Bundle]
                  energy_j_mean=_mean([m.get("energy_j") for m in counted]),
                  date=stamps[-1][:10] if stamps else None, commits=commits,
                  bundles=[bundles[k] for k in sorted(bundles)],
-                 price_na=bool(counted) and all(m.get("price_source") in CPU_SOURCES for m in counted))
+                 price_na=compare.price_na(counted))  # the rule bench compare prints by
 
 
 def groups(df, bundles: list[Bundle]) -> list[Group]:
@@ -174,7 +184,8 @@ def boards(df, bundles: list[Bundle]) -> list[Board]:
     out: dict[tuple, Board] = {}
     for g in groups(df, bundles):
         first = g.members[0]
-        key = (first.get("dataset") or "?", g.row["dataset_fingerprint"], g.row["target"], hardware(first))
+        key = (first.get("dataset") or "?", g.row["dataset_fingerprint"], g.row["metric"], g.row["target"],
+               hardware(first))
         out.setdefault(key, Board(*key)).groups.append(g)
     for board in out.values():
         rank = 0
@@ -183,4 +194,5 @@ def boards(df, bundles: list[Bundle]) -> list[Board]:
                 rank += 1
             g.row = {**g.row, "rank": rank if g.row["time_mean"] is not None else None}
     return sorted(out.values(), key=lambda b: (not b.official, b.dataset, b.fingerprint or "",
+                                               b.metric != "test_acc", b.metric,  # accuracy boards before scores
                                                -1 if b.target is None else b.target, b.hardware))

@@ -6,6 +6,8 @@
     out/studies/<name>.html         a study's text, time-to-target table and Pareto plot
     out/studies/<name>/             a copy of the study's folder (its plots and tables)
     out/static/                     site.css and site.js (sorting and filtering; no network)
+    out/reported.html, out/recipes/, out/boards/   the reported board, a page per recipe (its history by commit),
+                                    GAN boards' race plots: bench.site.extras
 
 Bundles and studies are copied beside their pages so that the relative links inside report.md and a study's
 text resolve unchanged. The site is built in a sibling folder and moved into place, so a failed build never
@@ -21,7 +23,8 @@ from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.site import boards as B
-from bench.site import render
+from bench.site import extras as X  # the reported board, recipe pages (history), GAN race plots and samples
+from bench.site import inputs, render
 
 MARKER = ".bench-site"
 DEFAULT_RESULTS = Path("results/results.csv")
@@ -37,6 +40,7 @@ class Built:
     bundles: list[B.Bundle]
     studies: list[str]
     pages: int
+    extras: X.Extras | None = None   # the reported board, recipe pages and race plots (bench.site.extras)
 
 
 # ------------------------------------------------------------------------------------------ report bundles
@@ -65,7 +69,7 @@ def bundle_info(bundle: B.Bundle, table_runs: set[str]) -> dict:
     stats = s.get("stats") or {}
     return {"bundle": bundle, "recipe": (s.get("recipe") or {}).get("name"), "target": s.get("target"),
             "runs": len(bundle.run_ids), "reached": stats.get("n_reached"),
-            "time_mean": (stats.get("time") or {}).get("mean"),
+            "time_mean": (stats.get("time") or {}).get("mean"), "metric": s.get("target_metric") or "test_acc",
             "in_tables": any(r in table_runs for r in bundle.run_ids)}
 
 
@@ -86,7 +90,8 @@ def write_bundle_page(bundle: B.Bundle, dest: Path) -> None:
     render.page("bundle.html", dest / "index.html", root="../../", title=bundle.name, bundle=bundle,
                 body_html=render.markdown(report) if report is not None else None,
                 extra_plots=[p for p in plots if p not in shown], env=render.flatten(env) if env else None,
-                recipe_text=_read(dest / "recipe.yaml"), top_files=_files(dest, dest), runs=runs)
+                recipe_text=_read(dest / "recipe.yaml"), top_files=_files(dest, dest), runs=runs,
+                samples=X.gan_samples(dest))
 
 
 # ------------------------------------------------------------------------------------------ studies
@@ -145,7 +150,11 @@ def compare_pareto(groups: list[B.Group], path: Path) -> None:
 # ------------------------------------------------------------------------------------------ the site
 
 def check_out(out: Path) -> None:
-    """Refuse, before any work, to replace an `out` that bench site did not make."""
+    """Refuse, before any work, an `out` the site could not be written to (bench.core.paths.check_output) or
+    that it must not replace: one that bench site did not make."""
+    from bench.core.paths import check_output
+
+    check_output("--out", out, folder=True, replaced=True, what="site folder")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise BenchError(f"--out {out}: exists and was not made by `bench site` (no {MARKER} in it); pass a new "
                          f"or empty directory, the site replaces what is there")
@@ -170,13 +179,17 @@ def _publish(tmp: Path, out: Path) -> None:
 
 
 def build(out: Path, results: list[Path] | None = None, reports: list[Path] | None = None,
-          studies: list[Path] | None = None) -> Built:
-    """Build the site into `out`. None means the default (results/...); the default reports and studies folders
-    may be absent, a folder named explicitly may not."""
+          studies: list[Path] | None = None, reported: list[Path] | None = None,
+          links: Path | None = X.R.LINKS) -> Built:
+    """Build the site into `out`. None means the default (every table and bundle folder under results/, see
+    bench.site.inputs); the default reports and studies folders may be absent, a folder named explicitly may not.
+    `reported`: the reported tables (default results/reported/*.csv; [] for none); `links`: the recipe ->
+    reported row links (bench.report.reported)."""
     out = Path(out)
     check_out(out)
-    results = results or [DEFAULT_RESULTS]
-    reports = reports if reports is not None else [d for d in [DEFAULT_REPORTS] if d.is_dir()]
+    results = results or inputs.default_tables() or [DEFAULT_RESULTS]
+    reports = reports if reports is not None else inputs.default_reports()
+    reported = reported if reported is not None else inputs.default_reported()
     studies = studies if studies is not None else [d for d in [DEFAULT_STUDIES] if d.is_dir()]
     df = B.read_tables(results)
     bundles = B.find_bundles(reports)
@@ -189,12 +202,16 @@ def build(out: Path, results: list[Path] | None = None, reports: list[Path] | No
             write_bundle_page(b, tmp / "reports" / b.name)
         titles = [(md.stem, write_study_page(md, tmp / "studies")) for md in study_files]
         table_runs = set(df["run_id"].dropna())
+        ex = X.write(tmp, df, boards, reported, links)
         render.page("index.html", tmp / "index.html", root="", title="Leaderboard", boards=boards,
                     bundles=[bundle_info(b, table_runs) for b in bundles], studies=titles,
-                    sources=[str(p) for p in results], rows=len(df))
+                    sources=[str(p) for p in results], rows=len(df), recipes=ex.recipes,
+                    counterparts=ex.counterparts, races=ex.races, reported_rows=len(ex.reported),
+                    reported_sources=ex.sources, gan_boards=[b.anchor for b in boards if b.metric != "test_acc"])
         (tmp / MARKER).write_text("made by `bench site`; the next build replaces this folder\n")
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Built(out, boards, bundles, [name for name, _ in titles], 1 + len(bundles) + len(titles))
+    return Built(out, boards, bundles, [name for name, _ in titles], 1 + len(bundles) + len(titles) + ex.pages,
+                 ex)

@@ -55,6 +55,11 @@ def energy(joules) -> str:
     return f"{joules / 1e6:.2f} MJ" if joules >= 1e7 else f"{joules / 1e3:.1f} kJ"
 
 
+def score(v) -> str:
+    """A sample-quality score (fd_judge 247.1, is_judge 1.228): four significant digits."""
+    return DASH if not _ok(v) else f"{v:.4g}"
+
+
 def sort_value(v) -> str:
     """What a cell sorts by (the site's JavaScript reads data-sort): the raw number, or '' to sort last."""
     return "" if not _ok(v) else repr(float(v)) if isinstance(v, (int, float)) else str(v)
@@ -100,7 +105,7 @@ def environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(seconds=seconds, percent=percent, dollars=dollars, hours=hours, energy=energy,
-                       sort_value=sort_value, pretty_json=pretty_json)
+                       sort_value=sort_value, pretty_json=pretty_json, score=score)
     env.globals.update(ci=ci, DASH=DASH)
     return env
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.report import summary as summ
 from bench.report.verify import verify
+from bench.studies import rerun_scores
 
 
 def prediction_interval(times: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
@@ -80,6 +81,7 @@ def rerun(bundle: Path, runs: int = 1, say=print) -> int:
     the new times against the reported ones. 0 when every new run falls inside, else 1."""
     import yaml
 
+    from bench.models.user import anchor
     from bench.recipe import from_dict
     from bench.run.runner import run_recipe
 
@@ -87,7 +89,8 @@ def rerun(bundle: Path, runs: int = 1, say=print) -> int:
         raise BenchError(f"--runs {runs}: allowed: >= 1")
     verify(bundle)  # a bundle that does not check out has no distribution worth reproducing
     raw = summ.load(bundle)
-    recipe = from_dict(yaml.safe_load((bundle / "recipe.yaml").read_text(encoding="utf-8")),
+    # a user's model file is the bundle's copy, named relative to recipe.yaml (bench.run.model_copy)
+    recipe = from_dict(anchor(yaml.safe_load((bundle / "recipe.yaml").read_text(encoding="utf-8")), bundle),
                        str(bundle / "recipe.yaml"))
     facts = summ.compute(raw)
     reported = [r["time_to_target_s"] for r in facts["runs"] if r["time_to_target_s"] is not None]
@@ -108,8 +111,13 @@ def rerun(bundle: Path, runs: int = 1, say=print) -> int:
         say(w)
     new = [r["time_to_target_s"] if r["status"] == "reached" else None for r in rows]
     ok, lines = rerun_verdict(reported, new)
+    scored = rerun_scores.for_bundle(facts, rows)  # a GAN bundle: its score too, in the metric's direction
+    if scored is not None:
+        ok &= scored[0]
+        lines += scored[1]
     for line in lines:
         say(line)
-    say(f"result: {'every new run is inside: reproduced' if ok else 'NOT reproduced'} "
+    inside = "every new run is inside" + (" and no score is significantly worse" if scored is not None else "")
+    say(f"result: {inside + ': reproduced' if ok else 'NOT reproduced'} "
         f"({sum(t is not None for t in new)}/{len(new)} new runs reached the target)")
     return 0 if ok else 1

@@ -15,7 +15,10 @@
   function sortBy(table, th) {
     var col = Array.prototype.indexOf.call(th.parentNode.children, th);
     var numeric = th.getAttribute("data-type") === "number";
-    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    // A score column names which way is better (data-better: max or min): its first click puts the best first,
+    // so fd_judge (lower is better) sorts ascending and accuracy descending. Every other column starts ascending.
+    var now = th.getAttribute("aria-sort");
+    var dir = now === "ascending" ? -1 : now === "descending" ? 1 : th.getAttribute("data-better") === "max" ? -1 : 1;
     var body = table.tBodies[0];
     var rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
