@@ -1,13 +1,13 @@
 """Bad input is refused before anything trains: exit 2, one message naming the file or field and the fix,
 no traceback, no row, no bundle. Every case drives the real command line."""
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
+from processes import signal_when
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -286,27 +286,17 @@ def test_compare_target_not_a_percent_suggests_a_fraction(tmp_path, capsys, targ
 def test_sigterm_lands_an_aborted_row_and_exits_143(tmp_path, jpeg_archive):
     """What SLURM sends at a time limit: the row lands, one line says so, no traceback, exit 128 + 15."""
     import signal
-    import time
 
     from bench.core.results import read_table
 
     results = tmp_path / "results.csv"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "bench", "run", "cpu_quick", "--data", str(jpeg_archive), "--results", str(results),
            "--reports", str(tmp_path / "reports"), "--set", "precision=fp32", "--set", "data.train_subset=1024",
            "--set", "data.test_subset=256", "--set", "model.params.widths=[8,16,16,16]",
            "--set", "optim.epochs=200", "--set", "target.value=0.99"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    deadline = time.time() + 300
-    for line in proc.stdout:
-        seen.append(line)
-        if "epoch   1" in line or time.time() > deadline:
-            break
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    text = "".join(seen) + out
-    assert proc.returncode == 128 + signal.SIGTERM, text + err
+    code, text, err = signal_when(cmd, marker="epoch   1", sig=signal.SIGTERM, cwd=tmp_path, within_s=300,
+                                  finish_s=120, env={"OMP_NUM_THREADS": "1"}, merge_stderr=False)
+    assert code == 128 + signal.SIGTERM, text + err
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "bench: terminated by SIGTERM (signal 15)", err
     row = read_table(results).iloc[0]

@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -24,6 +23,7 @@ from bench.core import referee
 from bench.core.errors import BenchError
 from bench.core.referee import Settings
 from bench.system.child import Child, LineReader, line_record
+from processes import signal_when
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parent.parent
@@ -700,19 +700,10 @@ def run_harness(tmp_path, sig):
     """)
     cmd = [PY, "-m", "bench", "external", "--results", str(tmp_path / "r.csv"), "--reports", str(tmp_path / "rep"),
            "--grace", "1", "--", PY, str(script)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    deadline = time.time() + 120
-    for line in proc.stdout:
-        seen.append(line)
-        if "eval_accuracy" in line or time.time() > deadline:
-            break
-    proc.send_signal(sig)
-    rest, _ = proc.communicate(timeout=60)
-    out = "".join(seen) + rest
-    pids = next(x for x in seen if "| pids" in x).split()[2:4]
-    return proc.returncode, out, [int(p) for p in pids]
+    code, out, _ = signal_when(cmd, marker="eval_accuracy", sig=sig, cwd=REPO, within_s=120,
+                               env={"OMP_NUM_THREADS": "1"})
+    pids = next(x for x in out.splitlines() if "| pids" in x).split()[2:4]
+    return code, out, [int(p) for p in pids]
 
 
 @pytest.mark.parametrize("sig,code,why", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])

@@ -1,10 +1,7 @@
 """`bench run` end to end on real images (the JPEG copy), small enough for a 2-core CI box."""
 import csv
-import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,7 @@ import pytest
 from bench.cli import main
 from bench.core.results import read_table
 from bench.system.cpu import BF16_ENV as CPU_BF16_ENV
+from processes import signal_when
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--set", "data.train_subset=4000", "--set", "data.test_subset=1000", "--set", "optim.epochs=3",
@@ -72,21 +70,11 @@ def pd_isna(v):
 @pytest.mark.slow
 def test_ctrl_c_lands_an_aborted_row(tmp_path, jpeg_archive):
     results = tmp_path / "results.csv"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "bench", "run", "cpu_quick", "--data", str(jpeg_archive), "--results",
            str(results), "--reports", str(tmp_path / "reports"), "--set", "data.train_subset=4000",
            "--set", "optim.epochs=50", "--set", "target.value=0.99"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.time() + 180
-    for line in proc.stdout:
-        lines.append(line)
-        if "epoch   1" in line or time.time() > deadline:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    out = "".join(lines) + rest
-    assert proc.returncode == 130, out
+    code, out, _ = signal_when(cmd, marker="epoch   1", sig=signal.SIGINT, cwd=tmp_path, within_s=180)
+    assert code == 130, out
     with open(results) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["status"] == "aborted", out
