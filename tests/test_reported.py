@@ -132,3 +132,15 @@ def test_a_measured_row_links_to_its_reported_counterpart_and_back(measured_wrn2
         recipe_page = (site / "recipes" / f"{recipe}.html").read_text()
         assert f'href="../reported.html#{row["anchor"]}"' in recipe_page and "not reproduced here" in recipe_page
     assert built.extras.link_problems == []
+
+
+def test_a_cut_row_is_refused_with_its_line(tmp_path):
+    """The reported table goes through the one CSV reader (bench.core.results.read_records): a row with fewer
+    cells than the header is named by its line, not read with blanks."""
+    from bench.core.errors import BenchError
+    from bench.report.reported import read_table
+
+    table = tmp_path / "r.csv"
+    table.write_text("kind,source,time_to_94_s\nrecord,a.md,2.5\nrecord,b.md\n")
+    with pytest.raises(BenchError, match=r"r\.csv:3: malformed row"):
+        read_table(table)

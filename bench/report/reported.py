@@ -8,12 +8,12 @@ so that the recipes' hashes and the results stay as they are.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.results import read_records
 
 DEFAULT_DIR = Path("results/reported")
 LINKS = Path(__file__).resolve().with_name("reported_links.yaml")
@@ -47,22 +47,21 @@ def read_table(path: Path) -> list[dict]:
     """The rows of one reported table: text cells as written, NUMBERS as floats (None when empty), `gpus` an
     int, plus `id` (the source) and `anchor`. A table without a `source` column is refused."""
     path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: cannot read the reported table (no such file)")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError) as e:
+        fields, rows = read_records(path, strict=True, hint="Fix that row of the reported table.")
+    except OSError as e:
         raise BenchError(f"{path}: cannot read the reported table ({e})") from None
     if "source" not in fields:
         raise BenchError(f"{path}: not a reported table (no `source` column; `bench import dawnbench --out` "
                          f"writes one)")
     out = []
-    for line, row in enumerate(rows, start=2):
+    for line, cells in rows:
         where = f"{path}:{line}"
-        if not (row.get("source") or "").strip():
+        rec = {k: v.strip() for k, v in zip(fields, cells)}
+        if not rec["source"]:
             raise BenchError(f"{where}: empty `source`: every reported row names where it comes from")
-        rec = {k: (v or "").strip() for k, v in row.items() if k is not None}
         for k in NUMBERS:
             if k in rec:
                 rec[k] = _number(rec[k], f"{where} {k}")
