@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make bench [RECIPE=name] [RUNS=n] [SET="key=value ..."] [DATA=path] [RESULTS=csv]
+#   make bench [RECIPE=name] [RUNS=n] [SET="key=value ..."] [DATA=path] [RESULTS=csv] [REPORTS=folder]
 #   make test
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -9,9 +9,12 @@ RUNS    ?=
 SET     ?=
 DATA    ?=
 RESULTS ?= results/results.csv
+# Report bundles: by default a reports folder beside $(RESULTS) (bench run decides it: results/reports here).
+REPORTS ?=
 PYTEST_ARGS ?= --durations=30
-# Debian packages the suite runs for real (Chromium for the site, SLURM + munge for the cluster paths).
-SYSTEM_PACKAGES ?= chromium chromium-driver slurm-wlm munge
+# Debian packages the suite runs for real (Chromium for the site, SLURM + munge for the cluster paths,
+# PostgreSQL for bench tune --storage shared by several nodes).
+SYSTEM_PACKAGES ?= chromium chromium-driver slurm-wlm munge postgresql
 
 .PHONY: setup system-packages bench test validate mutation clean-venv
 
@@ -26,7 +29,7 @@ $(STAMP): pyproject.toml
 
 bench: setup
 	$(PY) -m bench run $(RECIPE) $(if $(RUNS),--runs $(RUNS)) $(foreach s,$(SET),--set $(s)) \
-		$(if $(DATA),--data $(DATA)) --results $(RESULTS)
+		$(if $(DATA),--data $(DATA)) --results $(RESULTS) $(if $(REPORTS),--reports $(REPORTS))
 
 system-packages:
 	@tests/setup/system_packages.sh $(SYSTEM_PACKAGES)

@@ -36,3 +36,43 @@ def test_output_into_a_closed_pipe_is_not_a_traceback():
     proc.stdout.close()  # before the interpreter has even started
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141 and "Traceback" not in err and "Exception" not in err, err
+
+
+# ------------------------------------------------------------------ where report bundles go (issue #28)
+# A bundle belongs beside the table it was written for: --reports defaults to a `reports` folder next to
+# --results, which is results/reports for the default table.
+
+def parsed(*argv):
+    from bench.cli import build_parser
+
+    return build_parser().parse_args([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "external"])
+def test_reports_default_beside_the_results_table(command, monkeypatch):
+    monkeypatch.delenv("BENCH_RESULTS", raising=False)
+    first = ("cpu_quick",) if command == "sweep" else ()
+    assert parsed(command, *first).reports == Path("results/reports")
+    assert parsed(command, *first, "--results", "../mine.csv").reports == Path("../reports")
+    assert parsed(command, *first, "--results", "/tmp/x/t.csv").reports == Path("/tmp/x/reports")
+    # named explicitly, before or after --results, --reports wins
+    assert parsed(command, *first, "--reports", "r", "--results", "/tmp/x/t.csv").reports == Path("r")
+    assert parsed(command, *first, "--results", "/tmp/x/t.csv", "--reports", "r").reports == Path("r")
+
+
+def test_reports_default_follows_bench_results(monkeypatch):
+    monkeypatch.setenv("BENCH_RESULTS", "/tmp/elsewhere/table.csv")
+    assert parsed("run").reports == Path("/tmp/elsewhere/reports")
+
+
+def test_make_bench_passes_results_and_reports():
+    """`make -n` prints the command without running it (setup's commands are printed too, not run)."""
+    def command(*variables):
+        out = subprocess.run(["make", "-n", "bench", *variables], cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return next(line for line in out.stdout.replace("\\\n", " ").splitlines() if "-m bench run" in line)
+
+    assert "--reports" not in command("RESULTS=../mine.csv")  # bench run puts it beside ../mine.csv
+    assert "--results ../mine.csv" in command("RESULTS=../mine.csv")
+    assert "--reports /tmp/r" in command("REPORTS=/tmp/r")

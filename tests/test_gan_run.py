@@ -225,3 +225,51 @@ def test_a_rerun_score_check_follows_the_metric_direction():
     ok, lines = score_verdict("fd_judge", "min", 300.0, reported, [900.0])  # one new run: not computed, stated
     assert ok and "not computed (needs at least 2 values on each side, got 3 and 1)" in lines[3]
     assert "not deciding" in lines[-1]
+
+
+def test_the_epoch_line_prints_a_gans_small_lr_in_significant_digits():
+    """The lesson's second phase runs at lr 1e-5: four decimals printed it as 0.0000."""
+    from bench.run.rows import epoch_line
+    from bench.train.loop import EpochRecord
+
+    def line(lr, metric="fd_judge"):
+        return epoch_line(EpochRecord(1, 10.0, 0.5, None, lr, 100.0, 0.1, 10.0, 1.0, 230.5), metric=metric)
+
+    assert "lr 1e-05 " in line(1e-5) and "lr 5e-05 " in line(5e-5) and "lr 0.0001 " in line(1e-4)
+    assert "lr 0.198 " in line(0.198, "test_acc") and "lr 1.5 " in line(1.5, "test_acc")
+
+
+def test_real_png_shows_a_random_sample_across_classes():
+    """A class-sorted folder (all airplanes first): real.png shows a seeded random sample of the real images
+    the baseline scores, across the classes, not the lowest indices (all one class)."""
+    from types import SimpleNamespace
+
+    from bench.data.identity import make_identity
+    from bench.data.types import Dataset, Split
+    from bench.run.gan import GRID, baselines
+
+    labels = np.repeat(np.arange(10), 500)  # sorted by class, as an image folder lists them
+    images = np.repeat((labels * 20).astype(np.uint8)[:, None, None, None], 4 * 4 * 3).reshape(-1, 4, 4, 3)
+    train = Split(images, labels)
+    ds = Dataset(train, train, make_identity("sorted", [str(i) for i in range(10)], train, train))
+    grids, scored = {}, []
+
+    def score(x):
+        scored.append(x)
+        return {"fd_judge": 1.0}
+
+    recipe = SimpleNamespace(gan=SimpleNamespace(eval_samples=1000), target=SimpleNamespace(metric="fd_judge"))
+    ev = SimpleNamespace(r=recipe, device=torch.device("cpu"), samples=lambda: torch.zeros(1000, 3, 4, 4), score=score,
+                         save_grid=lambda x, name: grids.__setitem__(name, x[:GRID]),
+                         ref=SimpleNamespace(test_images=torch.zeros(1)), judge=SimpleNamespace(meta={}, path="j"))
+
+    def classes(x):  # pixel value c * 20 in [0, 255] -> [-1, 1]
+        return ((x[:, 0, 0, 0] + 1) * 127.5 / 20).round().long().tolist()
+
+    baselines(ev, ds)
+    shown, real = classes(grids["real.png"]), classes(scored[1])
+    assert len(shown) == GRID and len(set(shown)) >= 8, shown
+    assert sorted(real) == real and len(real) == 1000  # the scored set is unchanged: the same baseline scores
+    first = grids["real.png"]
+    baselines(ev, ds)
+    assert torch.equal(first, grids["real.png"])  # seeded

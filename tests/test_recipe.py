@@ -56,6 +56,23 @@ def test_extends_deep_merges_and_overrides(tmp_path):
     assert r.data.batch_size == 32 and r.optim.weight_decay == 1e-4
 
 
+MY_NET = "import torch.nn as nn\n\ndef net(num_classes=10, width=4):\n    return nn.Linear(width, num_classes)\n"
+
+
+def test_a_child_that_changes_model_arch_inherits_none_of_the_parents_model_params(tmp_path):
+    """cpu_quick's model.params (widths, scale) are resnet9's arguments: a child naming its own network does
+    not inherit them; its own params stay, and a child that keeps the arch still inherits them."""
+    write(tmp_path, "my.py", MY_NET)
+    r = recipes.load(str(write(tmp_path, "mine.yaml", "extends: cpu_quick\nmodel: {arch: my.py:net}\n")))
+    assert r.model.arch == f"{tmp_path.resolve()}/my.py:net" and r.model.params == {}
+    assert r.optim == recipes.load("cpu_quick").optim  # everything else is still inherited
+    own = write(tmp_path, "own.yaml", "extends: cpu_quick\nmodel: {arch: my.py:net, params: {width: 8}}\n")
+    assert recipes.load(str(own)).model.params == {"width": 8}
+    same = write(tmp_path, "same.yaml", "extends: cpu_quick\nmodel: {arch: resnet9, params: {scale: 0.25}}\n")
+    assert recipes.load(str(same)).model.params == {"widths": [16, 32, 64, 128], "scale": 0.25}
+    assert main(["validate", str(tmp_path / "mine.yaml")]) == 0
+
+
 def test_scientific_notation_is_a_float(tmp_path):
     r = recipes.load(str(write(tmp_path, "s.yaml", "optim: {weight_decay: 1e-4}\n")))
     assert r.optim.weight_decay == pytest.approx(1e-4)

@@ -398,6 +398,96 @@ def test_compare_command_json_and_plot(tmp_path, capsys):
     assert bench("compare", "--results", tmp_path / "missing.csv") == 2
 
 
+def test_compare_plot_goes_beside_the_table(tmp_path, monkeypatch, capsys):
+    """Without --plot the Pareto plot lands beside the table it was drawn from, not in the working tree."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "cwd").mkdir()
+    write_table(tmp_path / "data" / "t.csv")
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert bench("compare", "--results", tmp_path / "data" / "t.csv") == 0
+    assert (tmp_path / "data" / "compare.png").is_file()
+    assert not (tmp_path / "cwd" / "results").exists() and list((tmp_path / "cwd").iterdir()) == []
+    assert f"Pareto plot: {tmp_path / 'data' / 'compare.png'}" in capsys.readouterr().out
+    assert bench("compare", "--results", tmp_path / "data" / "t.csv", "--plot", "mine.png") == 0  # --plot says
+    assert (tmp_path / "cwd" / "mine.png").is_file()
+
+
+def test_compare_shows_a_gan_groups_final_metric(tmp_path, capsys):
+    """A GAN row has no final accuracy: its column shows the target metric's best (in its direction) and mean."""
+    from bench.core.results import append_row
+
+    base = {"recipe_hash": "g", "dataset_fingerprint": "fp", "device_name": "CPU", "device_count": 1,
+            "world_size": 1, "precision": "fp32", "target": 250.0, "metric": "fd_judge", "wall_s": 300.0}
+    for i, (status, t, final) in enumerate([("reached", 320.4, 242.1), ("missed", None, 260.5)]):
+        append_row(tmp_path / "t.csv", {**base, "run_id": f"g{i}", "recipe": "wgan_gp_cpu", "status": status,
+                                        "time_to_target_s": t, "final_metric": final, "best_metric": final})
+    assert bench("compare", "--results", tmp_path / "t.csv", "--no-plot") == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "wgan_gp_cpu" in x)
+    assert "fd_judge 242.1 / 251.3" in line, line
+
+
+def _drawn_pareto(rows, monkeypatch):
+    """The Pareto figure as pareto_plot draws it, laid out by matplotlib's Agg renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bench.report import plots
+    from bench.report.compare import pareto_plot
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    pareto_plot(rows, "unused.png")
+    canvas = FigureCanvasAgg(figures[0])
+    canvas.draw()
+    return figures[0], canvas.get_renderer()
+
+
+def _point_boxes(ax, fig):
+    """Every drawn data point as a box of its marker's size, in display pixels."""
+    from matplotlib.transforms import Bbox
+
+    boxes = []
+    for coll in ax.collections:
+        r = (max(coll.get_sizes()) ** 0.5) / 2 * fig.dpi / 72
+        boxes += [Bbox.from_bounds(x - r, y - r, 2 * r, 2 * r) for x, y in ax.transData.transform(coll.get_offsets())]
+    for line in ax.get_lines():
+        r = line.get_markersize() / 2 * fig.dpi / 72
+        boxes += [Bbox.from_bounds(x - r, y - r, 2 * r, 2 * r) for x, y in ax.transData.transform(line.get_xydata())]
+    return boxes
+
+
+@pytest.mark.parametrize("case", ["wrn22_forms_cpu", "crowded"])
+def test_pareto_legend_and_labels_hide_no_point(case, monkeypatch):
+    """results/studies/wrn22_forms_cpu/pareto.png: the legend sat on wrn22_forms_entry_date's point. The legend
+    is outside the data, and every label is inside the figure, clear of every point and of the other labels."""
+    from bench.core.results import read_table
+    from bench.report.compare import compare_table
+
+    if case == "wrn22_forms_cpu":
+        rows = compare_table(read_table(Path(__file__).parent.parent / "results/studies/wrn22_forms_cpu/results.csv"))
+    else:  # close points with long names, at the corners and the middle of the data
+        pts = [(10, 0.90), (10.5, 0.901), (11, 0.899), (30, 0.95), (30.2, 0.949), (20, 0.92), (12, 0.95), (29, 0.9)]
+        rows = [{"recipe": f"a_rather_long_recipe_name_{i}", "time_mean": t, "best_acc_mean": a, "differs": []}
+                for i, (t, a) in enumerate(pts)]
+    fig, renderer = _drawn_pareto(rows, monkeypatch)
+    [ax] = fig.axes
+    points = _point_boxes(ax, fig)
+    assert len(points) >= len(rows)
+    legends = [lg for lg in [ax.get_legend(), *fig.legends] if lg is not None]
+    assert len(legends) == 1
+    legend = legends[0].get_window_extent(renderer)
+    assert not any(legend.overlaps(p) for p in points), "the legend hides a point"
+    assert not legend.overlaps(ax.get_window_extent(renderer)), "the legend sits on the data"
+    labels = [t for t in ax.texts if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == sorted(r["recipe"] for r in rows)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    figure_box = fig.bbox
+    for i, (text, box) in enumerate(zip(labels, boxes)):
+        assert figure_box.contains(box.x0, box.y0) and figure_box.contains(box.x1, box.y1), text.get_text()
+        assert not any(box.overlaps(p) for p in points), f"label {text.get_text()} covers a point"
+        assert not any(box.overlaps(b) for b in boxes[:i]), f"label {text.get_text()} covers another label"
+        assert not box.overlaps(legend)
+
+
 def test_pareto_front():
     from bench.report.compare import pareto_front
 

@@ -227,6 +227,26 @@ def test_a_gan_board_shows_its_race_plot(built, site):
     assert all(b.anchor not in built.extras.races for b in built.boards if b.metric == "test_acc")
 
 
+def test_a_gan_boards_race_plot_draws_the_boards_metric_and_target(tmp_path, monkeypatch):
+    """The committed GAN board ranks by fd_judge against a target of 250: its race plot draws fd_judge, every
+    run's evaluations, and the target line (not is_judge, which the board does not rank by)."""
+    from bench.report import plots
+    from bench.site import extras as X
+
+    df = B.read_tables([RESULTS / "gan" / "results.csv"])
+    [board] = [b for b in B.boards(df, B.find_bundles([RESULTS / "gan" / "reports"])) if b.metric != "test_acc"]
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    assert board.anchor in X.race_plots(tmp_path, [board])
+    [ax] = figures[0].axes
+    assert board.metric in ax.get_ylabel() and board.metric in ax.get_title() and "is_judge" not in ax.get_ylabel()
+    drawn = {tuple(line.get_ydata()) for line in ax.get_lines()}
+    assert (board.target, board.target) in drawn  # the target line
+    for bundle in {b.name: b for g in board.groups for b in g.bundles}.values():
+        for run in json.loads((bundle.path / "summary.json").read_text())["runs"]:
+            assert tuple(e[board.metric] for e in run["evals"]) in drawn
+
+
 def test_each_recipe_has_a_page_with_its_history(built, site):
     from bench.report import history
 

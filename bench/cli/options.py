@@ -1,6 +1,7 @@
 """Options several subcommands share, declared once so they read and default the same everywhere."""
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -15,14 +16,35 @@ def add_set(p, what: str = "override a recipe field, e.g. --set optim.epochs=5 (
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help=what)
 
 
+def reports_beside(table: Path) -> Path:
+    """Where a table's report bundles go unless --reports says: a `reports` folder beside it, so the default
+    table's are in results/reports and `--results ../mine.csv` keeps its bundles in ../reports."""
+    return Path(table).parent / "reports"
+
+
+class _Beside(type(Path())):
+    """--reports' default: marks a folder that --results chose, so a later --results moves it again and an
+    explicit --reports (a plain Path) is never moved."""
+
+
+class _Results(argparse.Action):
+    """--results, which also moves --reports' default beside the table it names."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, value)
+        if isinstance(getattr(namespace, "reports", None), _Beside):
+            namespace.reports = _Beside(reports_beside(value))
+
+
 def add_results(p) -> None:
-    p.add_argument("--results", type=Path, default=default_results(),
+    p.add_argument("--results", type=Path, default=default_results(), action=_Results,
                    help="results table (default: $BENCH_RESULTS or results/results.csv)")
 
 
 def add_reports(p) -> None:
-    p.add_argument("--reports", type=Path, default=Path("results/reports"),
-                   help="where report bundle directories go (default: results/reports)")
+    p.add_argument("--reports", type=Path, default=_Beside(reports_beside(default_results())),
+                   help="where report bundle directories go (default: a reports folder beside the --results "
+                        "table: results/reports for the default table)")
 
 
 def add_data(p, what: str = "this run") -> None:

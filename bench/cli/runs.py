@@ -11,6 +11,13 @@ DEFAULT_GPU_RECIPE = "wrn22"
 DEFAULT_CPU_RECIPE = "cpu_quick"
 
 
+class Ended(BenchError):
+    """Code the run called ended the process (SystemExit) mid-run: exit 1, as a crash, never the exit code 0 that
+    SystemExit(0) would give; the run's records have landed it as aborted."""
+
+    exit_code = 1
+
+
 def default_recipe(cuda_available: bool | None = None, say=print) -> str:
     if cuda_available is None:
         import torch
@@ -69,10 +76,17 @@ def cmd_run(args) -> int:
         print(f"{r.name}: {r.world_size} processes requested: re-launching through torchrun", flush=True)
         return launch.relaunch_with_torchrun(sys.argv[1:] if args.argv is None else args.argv,
                                              r.hardware.procs_per_node)
+    from bench.models import user
     from bench.run.runner import run_recipe
 
-    run_recipe(r, data=args.data, data_dir=args.data_dir, results_path=args.results, runs=args.runs,
-               reports_dir=args.reports, save_model=args.save_model)
+    try:
+        run_recipe(r, data=args.data, data_dir=args.data_dir, results_path=args.results, runs=args.runs,
+                   reports_dir=args.reports, save_model=args.save_model)
+    except SystemExit as exc:  # code the run called (a model of the user's own) ended the process
+        raise Ended(f"{r.name}: {'the model ' + user.label(r.model.arch) if user.is_user(r.model.arch) else 'code'} "
+                    f"ended the process during the run (SystemExit({exc.code!r})); a run that started is recorded "
+                    f"as aborted in {args.results}; a network must return its output, never call sys.exit() or "
+                    f"raise SystemExit") from None
     return 0
 
 

@@ -17,6 +17,8 @@ The hash sees a file path without its folders (`my_net.py:function`), so a check
 --set from another directory all hash alike; only the file's bytes and the function's name count. A file
 model is executed from the bytes that were hashed, in a module of its own (not on sys.path: a file model
 imports installed packages only; a model spread over several files is a package, named by import path).
+A checkpoint (`bench run --save-model`) keeps the file's text with its sha256 (saved_source), and build_saved
+rebuilds the network from that text on a machine without the file.
 
 Importing this module imports no torch; checking a user's model imports the user's code (and whatever it
 imports), which `bench validate` does to check model.params against the function's signature.
@@ -187,9 +189,29 @@ def source_problem(arch: str, stated: dict, now: Optional[dict] = None) -> Optio
 # ---------------------------------------------------------------- the function
 
 
+IMPORTED = ("a model file is imported, not run as a script: put its script part (argparse, training, sys.exit) "
+            "under `if __name__ == \"__main__\":`")
+CALLED = "return the network from the function; it must not call sys.exit() or raise SystemExit"
+
+
+def ended(what: str, exc: SystemExit, filename: Optional[str] = None, fix: str = IMPORTED) -> str:
+    """The message for user code that ended the process (sys.exit(), raise SystemExit, argparse on import):
+    an error, never the silent exit code 0 it would give, with the line that did it where it is in `filename`."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if filename is not None and tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return (f"model.arch: {what} ended the process (SystemExit({exc.code!r}))"
+            + (f" at line {line}" if line else "") + f"; {fix}")
+
+
 def _import_module(spec: Spec) -> types.ModuleType:
     try:
         return importlib.import_module(spec.target)
+    except SystemExit as exc:
+        raise BenchError(ended(f"importing {spec.target}", exc)) from None
     except ModuleNotFoundError as exc:
         if exc.name and (spec.target == exc.name or spec.target.startswith(exc.name + ".")):
             raise BenchError(f"model.arch: no module named {exc.name!r} (from {spec.target}:{spec.attr}); install "
@@ -204,7 +226,11 @@ _FILES: dict[tuple[str, str], types.ModuleType] = {}  # (path, sha256) -> the mo
 
 
 def _load_file(path: Path) -> types.ModuleType:
-    data = path.read_bytes()
+    return _load_bytes(path.read_bytes(), path)
+
+
+def _load_bytes(data: bytes, path: Path) -> types.ModuleType:
+    """A module executed from `data`, the bytes of the file `path` (a checkpoint's copy names the file only)."""
     digest = sha256(data)
     key = (str(path), digest)
     if key in _FILES:
@@ -218,6 +244,8 @@ def _load_file(path: Path) -> types.ModuleType:
         exec(compile(data, str(path), "exec"), module.__dict__)  # noqa: S102 - the user's own model file
     except BaseException as exc:
         del sys.modules[name]
+        if isinstance(exc, SystemExit):
+            raise BenchError(ended(f"importing {path}", exc, str(path))) from None
         if isinstance(exc, Exception):
             where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
             raise BenchError(f"model.arch: importing {path} failed{where}: {type(exc).__name__}: {exc}; "
@@ -230,7 +258,10 @@ def _load_file(path: Path) -> types.ModuleType:
 def function(arch: str) -> Callable:
     spec = parse(arch)
     module = _load_file(_file_path(spec)) if spec.is_file else _import_module(spec)
-    where = _file_path(spec) if spec.is_file else f"module {spec.target}"
+    return _function_in(module, spec, _file_path(spec) if spec.is_file else f"module {spec.target}")
+
+
+def _function_in(module: types.ModuleType, spec: Spec, where) -> Callable:
     obj: Any = module
     for part in spec.attr.split("."):
         if not hasattr(obj, part):
@@ -311,11 +342,52 @@ def build(arch: str, params: dict, num_classes: int, stated: Optional[dict] = No
     found = problems(arch, params)
     if found:
         raise BenchError(found[0])
-    net = function(arch)(num_classes=num_classes, **params)
+    try:
+        net = function(arch)(num_classes=num_classes, **params)
+    except SystemExit as exc:
+        raise BenchError(ended(f"calling {parse(arch).label}", exc, fix=CALLED)) from None
     if not isinstance(net, torch.nn.Module):
         raise BenchError(f"model.arch: {parse(arch).label} returned {type(net).__name__}, not a torch.nn.Module; "
                          f"return the network (an nn.Module) from it")
     return net
+
+
+# ---------------------------------------------------------------- a saved model (bench run --save-model)
+
+
+def saved_source(arch: str, stated: Optional[dict] = None) -> dict:
+    """The model's source as a checkpoint keeps it: model.source (`stated`, else the code as it is now) plus,
+    where that names a file, the file's text, so the network can be rebuilt where the file is not."""
+    src = dict(stated or source(arch))
+    if "file" in src:
+        data = source_file(arch).read_bytes()
+        if sha256(data) != src.get("sha256"):
+            raise BenchError(f"model.source: {source_file(arch)} changed since the recipe was loaded (its sha256 is "
+                             f"now {sha256(data)}, the recipe states {src.get('sha256')}); run again with the file "
+                             f"as it is")
+        src["text"] = data.decode("utf-8", "surrogateescape")  # the exact bytes back with the same codec
+    return src
+
+
+def build_saved(arch: str, saved: Optional[dict], params: dict, num_classes: int, where: str):
+    """The network of a checkpoint written by bench.run.checkpoint: a file model (`my_net.py:build`) is executed
+    from the text the checkpoint carries, checked against its sha256, wherever the file is now; an import-path
+    model is imported and must still be the source the checkpoint states."""
+    spec = parse(arch)
+    if not spec.is_file:
+        return build(arch, params, num_classes, {k: v for k, v in (saved or {}).items() if k != "text"})
+    if not saved or "text" not in saved:
+        raise BenchError(f"{where}: the checkpoint names the model file {spec.label} but carries no source text; "
+                         f"save it again with `bench run --save-model`")
+    data = saved["text"].encode("utf-8", "surrogateescape")
+    if sha256(data) != saved.get("sha256"):
+        raise BenchError(f"{where}: the model source {saved.get('file')} it carries does not match its sha256 "
+                         f"({sha256(data)}, stated {saved.get('sha256')}); save the model again")
+    fn = _function_in(_load_bytes(data, Path(saved.get("file") or "model.py")), spec, f"{where}'s {spec.label}")
+    try:
+        return fn(num_classes=num_classes, **params)
+    except SystemExit as exc:
+        raise BenchError(ended(f"calling {spec.label}", exc, fix=CALLED)) from None
 
 
 def hash_view(resolved: dict) -> None:

@@ -12,8 +12,12 @@ import yaml
 from bench.core.errors import BenchError
 from bench.core.paths import missing_recipes_hint, recipes_dir
 from bench.models.user import anchor
-from bench.recipe.schema import Recipe
+from bench.recipe.schema import Model, Recipe
 from bench.recipe.validation import from_dict
+
+
+# A family's search space for `bench tune` (bench.recipe.space): beside the members, never one of them.
+SPACE_FILES = ("tune.yaml", "tune.yml")
 
 
 # ---------------------------------------------------------------- YAML loading
@@ -96,7 +100,20 @@ def load_raw(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
         return data
     if not isinstance(parent, str):
         raise BenchError(f"{path}: extends: {parent!r} is not a recipe name; allowed: one name, e.g. extends: resnet9")
-    return deep_merge(load_raw(_find_parent(parent, path), (*_chain, path)), data)
+    return deep_merge(_own_model(load_raw(_find_parent(parent, path), (*_chain, path)), data), data)
+
+
+def _own_model(base: dict, child: dict) -> dict:
+    """`base` (a parent recipe) without its model section when `child` names another model.arch: the parent's
+    model.params are its architecture's arguments (cpu_quick's widths and scale are resnet9's), which a child's
+    own network does not take, and its model.source describes the other code. A child that keeps the arch
+    inherits them as before."""
+    mine, theirs = child.get("model"), base.get("model")
+    if not (isinstance(mine, dict) and "arch" in mine and isinstance(theirs, dict)):
+        return base
+    if mine["arch"] == theirs.get("arch", Model.arch):
+        return base
+    return {k: v for k, v in base.items() if k != "model"}
 
 
 # ---------------------------------------------------------------- overrides

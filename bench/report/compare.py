@@ -119,14 +119,14 @@ def compare_table(df, target: float | None = None, recipes: list[str] | None = N
 
 
 def scores_of(runs: list[dict]) -> dict:
-    """A group's target metric (bench.report.scores), its direction and the best final score of its runs in that
-    direction (for test_acc the same as final_acc_best)."""
+    """A group's target metric (bench.report.scores), its direction, and the best final score of its runs in that
+    direction and their mean (for test_acc the same as final_acc_best and final_acc_mean)."""
     from bench.report.scores import best_of, metric_of, mode_of
 
     metric = metric_of(runs[0]) if runs else "test_acc"
     mode = mode_of(metric)
     finals = [r.get("final_acc") if metric == "test_acc" else r.get("final_metric") for r in runs]
-    return {"metric": metric, "mode": mode, "score_best": best_of(finals, mode)}
+    return {"metric": metric, "mode": mode, "score_best": best_of(finals, mode), "score_mean": _mean(finals)}
 
 
 def _name_differences(rows: list[dict]) -> None:
@@ -157,7 +157,7 @@ def table_warnings(df, target: float | None = None, recipes: list[str] | None = 
 
 SHORT = {"recipe_hash": "hash", "dataset_fingerprint": "dataset", "device_name": "device", "device_count": "devices",
          "world_size": "world size"}
-COLUMNS = ["rank", "recipe", "runs", "success", "time to target (95% CI)", "final acc best/mean", "GPU-h/run",
+COLUMNS = ["rank", "recipe", "runs", "success", "time to target (95% CI)", "final score best/mean", "GPU-h/run",
            "cost/run", "MFU", "data wait", "dataset", "device", "precision"]
 
 
@@ -175,7 +175,10 @@ def cells(r: dict) -> list[str]:
     name = r["recipe"] or "?"
     if r["differs"]:
         name += f" ({', '.join(SHORT.get(k, k) for k in r['differs'])} differs)"
-    acc = "-" if r["final_acc_best"] is None else f"{r['final_acc_best']:.2%} / {r['final_acc_mean']:.2%}"
+    if r.get("metric", "test_acc") != "test_acc":  # a GAN group: its target metric, best in its direction / mean
+        acc = "-" if r["score_best"] is None else f"{r['metric']} {r['score_best']:.4g} / {r['score_mean']:.4g}"
+    else:
+        acc = "-" if r["final_acc_best"] is None else f"{r['final_acc_best']:.2%} / {r['final_acc_mean']:.2%}"
     success = f"{r['reached']}/{r['runs']}" + (f" ({r['success_rate']:.0%})" if r["runs"] else "")
     if r["excluded"]:
         success += f" +{r['excluded']} excl."
@@ -245,15 +248,80 @@ def _pareto(rows: list[dict], path: Path, x: str) -> Path:
         fx = [xy[i] for i in front]
         ax.plot([p[0] for p in fx], [p[1] for p in fx], "o-", color="tab:red", markersize=8,
                 label="Pareto front (faster and more accurate than the rest)", zorder=3)
-        for r, (px, py) in zip(pts, xy):
+        # Below the axes, outside the data: inside them the legend sat on a point (wrn22_forms_cpu's pareto.png).
+        fig.legend(loc="outside lower center", ncols=2, fontsize="small")
+        ax.margins(x=0.15, y=0.1)  # room for the labels at the edges
+        labels = []
+        for r in pts:
             label = r["recipe"] or "?"
             if r.get("differs"):
                 label += " [" + ", ".join(f"{SHORT.get(k, k)}={str(r[k])[:12]}" for k in r["differs"]) + "]"
-            ax.annotate(label, (px, py), textcoords="offset points", xytext=(5, 5), fontsize="small")
-        ax.legend(loc="lower right", fontsize="small")
-        ax.margins(x=0.15, y=0.1)  # room for the labels at the edges
+            labels.append(label)
+        _place_labels(fig, ax, xy, labels)
     save(fig, path)
     return path
+
+
+# Where a point's label may go, nearest first: (x, y) offset directions; each is tried at growing distances.
+_AROUND = [(1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0)]
+_DISTANCES = (5, 12, 20, 30)  # points
+
+
+def _place_labels(fig, ax, xy: list[tuple], labels: list[str]) -> None:
+    """Each label beside its point where it covers no point, no line of the front, no label placed before it,
+    and stays inside the axes (so off the legend and the tick labels): the first such place of _AROUND x
+    _DISTANCES, else the one that covers least. Decided on the laid-out figure, with the Agg renderer that
+    savefig uses for a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()  # constrained layout and the axis limits, as they will be saved
+    frame = ax.get_window_extent(renderer)
+    r = 8 / 2 * fig.dpi / 72 + 1  # the largest marker's radius (the front's, markersize 8), in pixels
+    marks = [Bbox.from_bounds(px - r, py - r, 2 * r, 2 * r) for px, py in ax.transData.transform(xy)]
+    for line in ax.get_lines():  # the front's segments too, every 3 pixels: a label across a line reads badly
+        ends = ax.transData.transform(line.get_xydata())
+        for (x0, y0), (x1, y1) in zip(ends[:-1], ends[1:]):
+            n = max(int(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / 3), 1)
+            marks += [Bbox.from_bounds(x0 + (x1 - x0) * i / n - 1, y0 + (y1 - y0) * i / n - 1, 2, 2)
+                      for i in range(1, n)]
+    placed: list = []
+
+    def cost(box) -> float:
+        inside = Bbox.intersection(box, frame)
+        outside = box.width * box.height - (inside.width * inside.height if inside else 0.0)
+        covered = sum(_overlap(box, other) for other in marks + placed)
+        return covered + outside
+
+    for (px, py), label in zip(xy, labels):
+        best = None
+        for d in _DISTANCES:
+            for dx, dy in _AROUND:
+                text = ax.annotate(label, (px, py), textcoords="offset points", xytext=(dx * d, dy * d),
+                                   fontsize="small", ha={1: "left", 0: "center", -1: "right"}[dx],
+                                   va={1: "bottom", 0: "center", -1: "top"}[dy])
+                text.set_in_layout(False)  # placed inside the axes: it must not move them
+                box = text.get_window_extent(renderer)
+                c = cost(box)
+                if best is None or c < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (c, text, box)
+                else:
+                    text.remove()
+                if c == 0:
+                    break
+            if best[0] == 0:
+                break
+        placed.append(best[2])
+
+
+def _overlap(a, b) -> float:
+    from matplotlib.transforms import Bbox
+
+    both = Bbox.intersection(a, b)
+    return both.width * both.height if both is not None else 0.0
 
 
 # ------------------------------------------------------------------------------------------ command

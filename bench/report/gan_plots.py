@@ -60,16 +60,19 @@ def wasserstein(s: dict, path: Path) -> None:
     plots.save(fig, path)
 
 
-def race(summaries: list[dict], path: Path) -> None:
-    """is_judge against wall-clock time since run_start, every run of every summary: the WGAN-GP paper's
-    figure 3 (Inception score against time for WGAN clipping, WGAN-GP, DCGAN), in the judge's space."""
+def race(summaries: list[dict], path: Path, metric: str = "is_judge", target: float | None = None) -> None:
+    """`metric` (default is_judge) against wall-clock time since run_start, every run of every summary: the
+    WGAN-GP paper's figure 3 (Inception score against time for WGAN clipping, WGAN-GP, DCGAN), in the judge's
+    space. A board's race passes the metric it ranks by and its target, drawn as a line (star: reached)."""
     fig = plots.figure()
     ax = fig.add_subplot()
     for s in summaries:
-        _series(ax, s["runs"], "is_judge", prefix=f"{s['recipe']['name']} ")
+        _series(ax, s["runs"], metric, prefix=f"{s['recipe']['name']} ", target=target)
+    if target is not None:
+        ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")
     ax.set_xlabel("time since run_start (s)")
-    ax.set_ylabel("is_judge (judge space, not Inception score)")
-    ax.set_title("is_judge against wall-clock time")
+    ax.set_ylabel(f"{metric} (judge space, not Inception score)" if metric == "is_judge" else f"{metric} (judge space)")
+    ax.set_title(f"{metric} against wall-clock time" + (" (star: target reached)" if target is not None else ""))
     ax.grid(alpha=0.3)
     if any(s["runs"] for s in summaries):
         ax.legend(loc="best", fontsize="small")

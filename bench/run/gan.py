@@ -229,11 +229,14 @@ def reference(recipe: Recipe, ds: Dataset, judge: quality.Judge, device: torch.d
 def baselines(ev: Evaluation, ds: Dataset) -> dict:
     """The two ends of the scale, scored like any evaluation: the untrained generator's samples and real
     training images (as many as the samples), against the same held-out reference."""
-    keep = np.sort(np.random.default_rng(1).permutation(len(ds.train))[:ev.r.gan.eval_samples])
+    drawn = np.random.default_rng(1).permutation(len(ds.train))[:ev.r.gan.eval_samples]
+    keep = np.sort(drawn)
     real = as_tensor(Split(ds.train.images[keep], ds.train.labels[keep]), ev.device)
     untrained = ev.samples()
     ev.save_grid(untrained, "untrained.png")
-    ev.save_grid(real, "real.png")
+    # real.png: the first GRID drawn, in draw order; the lowest indices of a class-sorted folder are one class
+    shown = drawn[:GRID]
+    ev.save_grid(as_tensor(Split(ds.train.images[shown], ds.train.labels[shown]), ev.device), "real.png")
     keys = ("fd_judge", "is_judge", "kid_judge", "fid", "is", "class_entropy", "top_class_share", "spread_ratio",
             "nn_ratio")
     pick = lambda d: {k: d[k] for k in keys if k in d}  # noqa: E731
@@ -287,7 +290,8 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
             result = fit(net, gan.ConstantLr(step), batches, ev, epochs=recipe.optim.epochs,
                          eval_every=t.eval_every, target=t.value, clock=clock, device_type=device.type,
                          precision=recipe.precision, on_epoch=records.epoch, on_event=records.event,
-                         on_step=bar.step, step=step, target_mode=t.mode, eval_key=mllog.EVAL_SCORE,
+                         on_step=lambda i, n: bar.step(i, n, images=step.last_images), step=step,
+                         target_mode=t.mode, eval_key=mllog.EVAL_SCORE,
                          target_counts=not getattr(loader, "synthetic", False))
         finally:
             bar.close()

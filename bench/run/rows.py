@@ -86,7 +86,7 @@ def epoch_line(r: EpochRecord, world_size: int = 1, metric: str = "test_acc") ->
     else:
         acc = f"{metric} " + (f"{r.metric_value:8.4g}" if r.metric_value is not None else "   -    ")
     return (f"  epoch {r.epoch:3d}  {r.elapsed_s:8.1f}s  loss {r.train_loss:.4f}  {acc}  "
-            f"lr {r.lr:.4f}  {r.images_per_s * world_size:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
+            f"lr {r.lr:<6.4g}  {r.images_per_s * world_size:8.0f} img/s  data wait {r.data_wait_s:.1f}s")
 
 
 def summary_line(row: dict) -> str:

@@ -66,7 +66,8 @@ def run_once(ctx: RunContext, ds: Dataset, index: int, clock: Clock) -> dict:
         ctx.say(f"run {index + 1 - ctx.first_run}/{recipe.runs}  seed {seed}  init {init_s:.1f}s  "
                 f"{len(train)} steps/epoch x {recipe.optim.epochs} epochs  target {recipe.target.value:.2%}"
                 + (f"  muon: {opt.muon_impl}" if getattr(opt, "muon_impl", None) else ""))
-        bar = StepBar(enabled=None if dctx.is_main else False)
+        bar = StepBar(enabled=None if dctx.is_main else False,
+                      images_per_step=recipe.data.batch_size * dctx.world_size)
         records.start_run()
         try:
             result = fit(

@@ -6,8 +6,8 @@
                                   time to target against the date of each run and each commit's mean, and the
                                   reported counterpart it links to, if one is declared
     out/recipes/<recipe>/*.png    the history plots
-    out/boards/<slug>.png         a GAN board's `bench race` plot (is_judge against time), drawn from the summaries
-                                  of the board's bundles
+    out/boards/<slug>.png         a GAN board's `bench race` plot (the board's metric against time, its target
+                                  drawn), drawn from the summaries of the board's bundles
 
 and, for a GAN bundle's page, the sample grid at the target beside the untrained generator's and real images'.
 Only reads results; draws its plots into the site being built.
@@ -88,7 +88,8 @@ def measured_here(counterparts: dict, recipes: dict) -> dict[str, list[dict]]:
 # ------------------------------------------------------------------------------------------ GAN
 
 def race_plots(out: Path, boards: list[B.Board]) -> dict[str, str]:
-    """A `bench race` plot per score board (GAN runs) that has bundles: is_judge against time."""
+    """A `bench race` plot per score board (GAN runs) that has bundles: the metric the board ranks by against
+    time, with the board's target drawn."""
     from bench.report import gan_plots, plots
 
     races = {}
@@ -101,7 +102,7 @@ def race_plots(out: Path, boards: list[B.Board]) -> dict[str, str]:
             continue
         rel = f"boards/race-{hashlib.sha256(board.anchor.encode()).hexdigest()[:10]}.png"
         with plots.default_style():
-            gan_plots.race(sums, out / rel)
+            gan_plots.race(sums, out / rel, metric=board.metric, target=board.target)
         races[board.anchor] = rel
     return races
 

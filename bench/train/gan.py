@@ -134,6 +134,7 @@ class GanStep:
         self._build(settings.lr)
         self.critic_updates = 0
         self.generator_updates = 0
+        self.last_images = 0  # real images the latest generator iteration read (the step bar's images/s)
 
     def _build(self, lr: float) -> None:
         self.opt_g = make_optimizer(self.g.parameters(), self.s, lr)
@@ -184,7 +185,8 @@ class GanStep:
             self._build(self.s.phase2_lr)  # the lesson makes new RMSprop optimisers: their state starts empty
         losses = torch.stack([self.critic_step(real) for real in reals])
         self.generator_step(self.s.gen_batch, reals[-1])  # a full batch of noise, even after a short tail batch
-        return losses.mean(), sum(int(r.shape[0]) for r in reals)
+        self.last_images = sum(int(r.shape[0]) for r in reals)
+        return losses.mean(), self.last_images
 
     def state(self) -> dict:
         return copy.deepcopy({"g": self.g.state_dict(), "d": self.d.state_dict(),

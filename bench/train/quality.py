@@ -83,7 +83,7 @@ def to01(x: torch.Tensor) -> torch.Tensor:
 
 def load_judge(path: str | Path, device: torch.device | str = "cpu") -> Judge:
     """The judge checkpoint (bench.run.checkpoint writes it) with its JSON; bad files raise BenchError."""
-    from bench.models import build_model
+    from bench.models import build_model, user
 
     path = Path(path)
     meta_path = path.with_suffix(".json")
@@ -92,7 +92,11 @@ def load_judge(path: str | Path, device: torch.device | str = "cpu") -> Judge:
                          f"precision=fp32 --save-model {path}` or name another with --set gan.judge=PATH")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        net = build_model(ckpt["arch"], ckpt["params"], num_classes=ckpt.get("num_classes", 10))
+        if user.is_user(ckpt["arch"]):  # a network of the user's own: built from the source the checkpoint carries
+            net = user.build_saved(ckpt["arch"], ckpt.get("source"), ckpt["params"], ckpt.get("num_classes", 10),
+                                   f"gan.judge: {path}")
+        else:
+            net = build_model(ckpt["arch"], ckpt["params"], num_classes=ckpt.get("num_classes", 10))
         net.load_state_dict(ckpt["state_dict"])
     except BenchError:
         raise
