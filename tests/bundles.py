@@ -21,9 +21,13 @@ def bench(*argv) -> int:
         return exc.exit_code
 
 
-def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9, recipe_name: str = "cpu_quick") -> Path:
+def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9, recipe_name: str = "cpu_quick",
+                sets: tuple = (), seeds: list[int] | None = None, env_extra: dict | None = None,
+                day: str = "20260101") -> Path:
     """A bundle written through the real BundleWriter and MLLogger, from scripted evaluations (of a score such
-    as fd_judge, logged as eval_score, when the recipe's target metric is not test accuracy).
+    as fd_judge, logged as eval_score, when the recipe's target metric is not test accuracy). `sets`: more
+    --set overrides of the recipe (runs=5, data.batch_size=256); `seeds`: each run's seed (default 0, 1, ...);
+    `env_extra`: more env.json fields (first_run); `day`: the date in the run ids (bundles of distinct runs).
 
     The three PNGs are left out: drawing them is 95% of the time it takes to make a bundle (which the
     mutation runs pay once per mutant), verify only hashes them through the MANIFEST and summary never
@@ -36,23 +40,24 @@ def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9, recipe_na
     from bench.core.results import device_hours
     from bench.system.telemetry import write_csv
 
-    r = recipe.load(recipe_name, [f"target.value={target}"])
+    r = recipe.load(recipe_name, [f"target.value={target}", *sets])
     score = r.target.metric != "test_acc"
     best, final = ("best_metric", "final_metric") if score else ("best_acc", "final_acc")
     w = BundleWriter(tmp_path / "reports", r)
     env = {"device": "cpu", "world_size": 1, "nodes": 1, "torch": "2.x", "host": "testhost", "threads": 1,
            "cpu": {"model": "Test CPU", "logical_cores": 2, "physical_cores": 2}, "cuda": {"version": None},
            "git": {"commit": "abc", "dirty": False}, "gpus": [], "launcher": "none", "data_source": "x",
-           "data_dir": ""}
+           "data_dir": "", **(env_extra or {})}
     w.write_json("env.json", env)
     w.write_json("dataset.json", {"name": "cifar10", "fingerprint": "f" * 64, "counts": {"train": 50000,
                                                                                           "test": 10000}})
     for i, spec in enumerate(runs):
-        run_id = f"20260101T00000{i}.000000Z-00000{i}"
+        run_id = f"{day}T{i:06d}.000000Z-{i:06d}"  # start order is name order, past 9 runs too
         now = [1000.0 * (i + 1)]
         log = mllog.MLLogger(w.run_dir(run_id) / "mllog.txt", namespace=r.name, clock=lambda: now[0])
         log.start("init_start")
-        log.event("seed", i)
+        seed = i if seeds is None else seeds[i]
+        log.event("seed", seed)
         log.event("train_samples", 50000)
         log.event("eval_samples", 10000)
         log.event("target_accuracy", target)
@@ -81,7 +86,7 @@ def make_bundle(tmp_path: Path, runs: list[dict], target: float = 0.9, recipe_na
         accs = [a for _, a in spec["evals"]]
         fit = status != "aborted"
         w.add_row({"run_id": run_id, "recipe": r.name, "recipe_hash": r.hash, "dataset_fingerprint": "f" * 64,
-                   "seed": i, "target": target, "status": status, "time_to_target_s": ttt,
+                   "seed": seed, "target": target, "status": status, "time_to_target_s": ttt,
                    best: (min if r.target.mode == "min" else max)(accs) if fit else None,
                    final: accs[-1] if fit else None,
                    "epochs": epochs, "init_s": 1.5, "wall_s": wall, "world_size": 1, "device_name": "Test CPU",

@@ -10,9 +10,10 @@ import os
 import sys
 
 from bench.cli import data, external, imports, reports, runs, site, studies
+from bench.cli import rcp  # bench rcp: reference convergence points (MLPerf's RCP check)
 from bench.core.errors import BenchError, Terminated
 
-GROUPS = (runs, external, data, reports, studies, site, imports)
+GROUPS = (runs, external, data, reports, studies, site, imports, rcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,10 +52,18 @@ def cmd_verify(args) -> int:
         return rerun(Path(args.dir), runs=args.runs)
     if args.runs != 1:
         raise BenchError("--runs only applies with --rerun")
+    from bench.cli.rcp import check_rcp_arg, run_check
     from bench.report import verify
 
+    check_rcp_arg(args.rcp)
     out = verify.verify(Path(args.dir))
     print(f"verified: {out.runs} runs, {out.figures} figures")
+    c = run_check(Path(args.dir), args.rcp)  # against the recipe's reference convergence points (bench rcp)
+    if c.failed:
+        from bench.core import errors  # (VerifyError: this function binds that name itself, above)
+
+        raise errors.VerifyError(f"{args.dir}: its figures verify, but convergence: {c.verdict.state} than the "
+                                 f"references: not accepted without review (the numbers above)")
     return 0
 
 
@@ -103,7 +111,10 @@ def cmd_submit(args) -> int:
     check_bundle(args.dir)
     check_output("--out", args.out, folder=True, what="submission folder")
     who = submitter({"author": args.author, "email": args.email, "code_url": args.code_url, "log_url": args.log_url})
-    submit(Path(args.dir), Path(args.out), args.system, args.force, who)
+    from bench.cli.rcp import check_rcp_arg
+
+    check_rcp_arg(args.rcp)
+    submit(Path(args.dir), Path(args.out), args.system, args.force, who, rcp=args.rcp, rcp_bypass=args.rcp_bypass)
     return 0
 
 
@@ -139,6 +150,8 @@ def register(sub) -> None:
                    help="train the recipe again here and test the new time(s) against the reported ones (a GAN "
                         "bundle: its best scores too, bench/studies/rerun_scores.py)")
     p.add_argument("--runs", type=int, default=1, help="new runs for --rerun (default 1)")
+    p.add_argument("--rcp", type=Path, default=None,
+                   help="reference convergence points: a reference file, or a folder of them (default results/rcp)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("compare", help="rank recipes by mean time-to-target from the results table")
@@ -173,6 +186,11 @@ def register(sub) -> None:
     p.add_argument("--code-url", help="DAWNBench `codeURL`: where the code that ran is published")
     p.add_argument("--log-url", help="base URL where this submission tree will be published: each DAWNBench "
                                      "JSON's `logFilename` points at its event log there")
+    p.add_argument("--rcp", type=Path, default=None,
+                   help="reference convergence points: a reference file, or a folder of them (default results/rcp)")
+    p.add_argument("--rcp-bypass", action="store_true",
+                   help="pack a bundle that converges faster than its references anyway, marked for review "
+                        "(MLPerf's --rcp_bypass)")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("env", help="show the environment a run would record",

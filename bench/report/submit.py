@@ -10,10 +10,14 @@
                                                 submitter's author, e-mail, code URL and log URL
       bundle.MANIFEST                           the bundle's MANIFEST, as verified: each copied file's hash
                                                 is in it, so the tree can be traced back to the bundle
+      convergence.json                          the check against the recipe's reference convergence points
+                                                (bench.report.convergence); results/.../scaling.json holds the
+                                                normalisation factor when it is above 1, as MLPerf's checker writes
       MANIFEST                                  sha256 of every file of this tree, same format
 
 <system> defaults to `<count>x<accelerator>` (e.g. 1xNVIDIA_H100_80GB_HBM3) or `cpu-<cores>c-<host>`,
-made filesystem-safe. The bundle is verified first; one that fails is refused.
+made filesystem-safe. The bundle is verified first; one that fails is refused, and so is one that converges faster
+than its references (unless rcp_bypass).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import re
 import shutil
 from pathlib import Path
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, VerifyError
 from bench.report import exports, manifest, summary as summ
 from bench.report.verify import verify
 from bench.core.results import atomic_write
@@ -70,12 +74,22 @@ def system_description(env: dict, rows: list[dict], name: str) -> dict:
 
 
 def submit(bundle: Path, out: Path, system: str | None = None, force: bool = False, who: dict | None = None,
-           say=print) -> Path:
-    """`who`: the submitter (exports.submitter(): author, email, code_url, log_url, each optional)."""
+           say=print, rcp: Path | None = None, rcp_bypass: bool = False) -> Path:
+    """`who`: the submitter (exports.submitter(): author, email, code_url, log_url, each optional). `rcp`: the
+    reference convergence points (a file or a folder, default results/rcp); a bundle that converges faster than
+    them is refused unless `rcp_bypass` (MLPerf's --rcp_bypass: packed, and marked for review)."""
+    from bench.report import convergence
+
     who = who or {}
     bundle = summ.require_dir(bundle)
     verify(bundle)
     raw = summ.load(bundle)
+    conv = convergence.check(bundle, rcp, raw)
+    for line in convergence.lines(conv):
+        say(line)
+    if conv.failed and not rcp_bypass:
+        raise VerifyError(f"{bundle}: converges faster than its references: not accepted without review; "
+                          f"pass --rcp-bypass to pack it marked for review")
     name = safe(system) if system else system_name(raw.env, raw.rows)
     recipe = safe(raw.recipe.get("name") or "recipe")
     dest = Path(out) / name / recipe
@@ -103,6 +117,12 @@ def submit(bundle: Path, out: Path, system: str | None = None, force: bool = Fal
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bundle / rel, dest / rel)
     shutil.copyfile(bundle / manifest.NAME, dest / "bundle.MANIFEST")
+    record = {**conv.to_json(), "rcp_bypass": bool(conv.failed and rcp_bypass)}
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    atomic_write(dest / "convergence.json", lambda f: f.write(text))
+    if conv.verdict.state == "pass" and conv.verdict.factor > 1:  # as MLPerf's checker writes it (set_scaling)
+        scaling = json.dumps({"scaling_factor": conv.verdict.factor}) + "\n"
+        atomic_write(results_dir / "scaling.json", lambda f: f.write(scaling))
     manifest.write(dest)
     say(f"submitted {len(raw.logs)} run(s) of {recipe} as system {name}: {dest}")
     if missing:

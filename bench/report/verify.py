@@ -1,11 +1,12 @@
 """`bench verify`: is a bundle what it says it is?
 
-Three checks, every problem listed by file, run and field:
+Four checks, every problem listed by file, run and field:
 1. the MANIFEST: missing, extra and changed files;
 2. the derived files: every figure in summary.json and the verifiable fields of each results.csv row are
    recomputed from the raw event logs (floats within a relative 1e-9, which a JSON or CSV round trip of a
    repr'd float always meets), and the DAWNBench exports and report.md are re-rendered and compared;
-3. with --rerun, the recipe is trained again here and each new time-to-target is tested against the
+3. the selection: the runs are every run the command made, seeds consecutive (bench.report.selection);
+4. with --rerun, the recipe is trained again here and each new time-to-target is tested against the
    reported distribution (bench.studies.rerun).
 
 verify only reads: nothing in the bundle is written, not even a cache.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from bench.core.errors import BenchError, VerifyError
 from bench.report import exports, manifest, render_markdown, summary as summ
-from bench.report import model_copy
+from bench.report import model_copy, selection
 from bench.report.kinds import for_summary  # each kind's row fields and derived files
 
 ROW_FLOATS = ("time_to_target_s", "best_acc", "final_acc", "epochs", "init_s", "wall_s")
@@ -186,6 +187,7 @@ def check(bundle: Path) -> Outcome:
         return Outcome(problems, len(raw.logs))
     for run in expected["runs"]:
         problems += run["log_problems"]
+    problems += selection.problems(raw, expected["runs"])  # every run the command made: none taken out
     figures = 0
     try:
         stored = summ.read_json(bundle, "summary.json")

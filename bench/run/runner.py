@@ -153,7 +153,8 @@ def train_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Option
             bundle = BundleWriter(reports_dir, asked)
             bundle.write_json("env.json", {**env, "threads": threads, "world_size": dctx.world_size,
                                            "nodes": dctx.nodes, "launcher": dctx.launcher, "data_source": source,
-                                           "data_dir": str(data_dir or "")})
+                                           "data_dir": str(data_dir or ""),
+                                           "first_run": first_run})  # seeds start at recipe.seed + first_run
             bundle.write_json("dataset.json", describe(ds.identity))
         ctx = RunContext(recipe, asked.hash, source, data_dir, Path(results_path), device, mach, dctx, threads, env,
                          bundle, flops, first_run, say, save_model)

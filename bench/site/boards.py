@@ -26,10 +26,15 @@ class Bundle:
     path: Path
     run_ids: list[str]
     problems: list[str]
+    convergence: dict | None = None  # bench.site.convergence: the check against the recipe's reference points
 
     @property
     def verified(self) -> bool:
         return not self.problems
+
+    @property
+    def convergence_failed(self) -> bool:
+        return bool(self.convergence and self.convergence.get("failed"))
 
     @property
     def short(self) -> str:
@@ -55,6 +60,11 @@ class Group:
         if not self.bundles:
             return "none"
         return "pass" if all(b.verified for b in self.bundles) else "fail"
+
+    @property
+    def convergence_failed(self) -> list[Bundle]:
+        """The bundles behind this row whose runs converge faster than their references (bench rcp)."""
+        return [b for b in self.bundles if b.convergence_failed]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.site import boards as B
 from bench.site import extras as X  # the reported board, recipe pages (history), GAN race plots and samples
-from bench.site import inputs, render
+from bench.site import convergence, inputs, render
 
 MARKER = ".bench-site"
 DEFAULT_RESULTS = Path("results/results.csv")
@@ -193,6 +193,7 @@ def build(out: Path, results: list[Path] | None = None, reports: list[Path] | No
     studies = studies if studies is not None else [d for d in [DEFAULT_STUDIES] if d.is_dir()]
     df = B.read_tables(results)
     bundles = B.find_bundles(reports)
+    convergence.mark(bundles)  # each bundle against its recipe's reference convergence points (results/rcp)
     study_files = find_studies(studies)
     boards = B.boards(df, bundles)
     tmp = _prepare(out)
