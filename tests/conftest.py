@@ -81,3 +81,16 @@ def hand_bundle(tmp_path_factory) -> Path:
     b = make_bundle(tmp_path_factory.mktemp("hand"), RUNS[:1])
     assert bench("verify", b) == 0  # unedited, it verifies: each problem a test finds comes from its one edit
     return b
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of the session's own (tests/postgres_server.py), started on first use and stopped at
+    the end, failed tests included: the SQLAlchemy URL of its fresh database (no password: trust auth)."""
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server.start().url
+    finally:
+        server.stop()

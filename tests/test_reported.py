@@ -24,7 +24,10 @@ REPORTED = RESULTS / "reported" / "cifar10_reported.csv"
 def recipe_names() -> dict[str, Path]:
     from bench.recipe import load
 
-    return {load(p).name: p for p in sorted((REPO / "recipes").rglob("*.yaml")) if not p.name.startswith("_")}
+    from bench.recipe import SPACE_FILES
+
+    return {load(p).name: p for p in sorted((REPO / "recipes").rglob("*.yaml"))
+            if not p.name.startswith("_") and p.name not in SPACE_FILES}
 
 
 # ------------------------------------------------------------------------------------------ the data

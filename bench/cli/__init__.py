@@ -9,11 +9,11 @@ import argparse
 import os
 import sys
 
-from bench.cli import data, external, imports, reports, runs, site, studies
+from bench.cli import data, external, imports, reports, runs, site, studies, tune
 from bench.cli import rcp  # bench rcp: reference convergence points (MLPerf's RCP check)
 from bench.core.errors import BenchError, Terminated
 
-GROUPS = (runs, external, data, reports, studies, site, imports, rcp)
+GROUPS = (runs, external, data, reports, studies, tune, site, imports, rcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

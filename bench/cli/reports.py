@@ -52,6 +52,17 @@ def cmd_verify(args) -> int:
         return rerun(Path(args.dir), runs=args.runs)
     if args.runs != 1:
         raise BenchError("--runs only applies with --rerun")
+    from bench.report import tuned
+
+    if tuned.is_tuned(Path(args.dir)):  # a tuned result (bench tune): its score and cost from its trials
+        problems = tuned.verify(Path(args.dir))
+        if problems:
+            from bench.core.errors import VerifyError
+
+            raise VerifyError(f"{args.dir}: does not verify ({len(problems)} problem"
+                              f"{'s' * (len(problems) > 1)}):\n" + "\n".join(f"  {p}" for p in problems))
+        print(f"verified: tuned result, score and cost recomputed from its trials")
+        return 0
     from bench.cli.rcp import check_rcp_arg, run_check
     from bench.report import verify
 
@@ -71,8 +82,22 @@ def cmd_compare(args) -> int:
     from bench.core.paths import check_input
     from bench.report import compare
 
+    if args.tuned is not None:  # tuned results (bench tune): boards of their own, never mixed with rows
+        from bench.report import tuned_board
+
+        dirs = args.tuned or [Path("results/tuning")]
+        for d in dirs:
+            check_input("--tuned", d, folder=True, what="folder of tuned results",
+                        fix="run `bench tune RECIPE|FAMILY` first (it writes results/tuning/<name>/tuned/)")
+        plot = None if args.no_plot else (args.plot or dirs[0] / "profile.png")
+        if plot is not None:
+            options.check_out_file("--plot", plot, what="PNG file")
+        return tuned_board.run(dirs, plot)
+
     check_input("--results", args.results, what="results table",
                 fix="run `bench run` first, or pass the results table with --results PATH")
+    if args.plot is None:  # beside the table it is drawn from (results/compare.png for the default table)
+        args.plot = Path(args.results).parent / "compare.png"
     if not args.no_plot:
         options.check_out_file("--plot", args.plot, what="PNG file")
     options.check_out_file("--json", args.json, what="JSON file")
@@ -158,14 +183,17 @@ def register(sub) -> None:
     options.add_results(p)
     p.add_argument("--target", type=float, default=None, help="only rows with this target, e.g. 0.94")
     p.add_argument("--recipes", default=None, help="comma-separated recipe names to include")
-    p.add_argument("--plot", type=Path, default=Path("results/compare.png"),
-                   help="Pareto plot path (default: results/compare.png)")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="Pareto plot path (default: compare.png beside the --results table: results/compare.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write the Pareto plot")
     p.add_argument("--json", type=Path, default=None, help="also write the ranked rows as JSON here")
     p.add_argument("--by", choices=("recipe", "commit"), default="recipe",
                    help="recipe (default): rank recipe groups; commit: RECIPE's time to target per commit, oldest "
                         "first, each with its change from the one before and Welch's t-test")
     p.add_argument("recipe", nargs="?", default=None, help="with --by commit: the recipe whose history to show")
+    p.add_argument("--tuned", nargs="*", type=Path, default=None, metavar="DIR",
+                   help="rank tuned results (bench tune) instead, a table per board and budget, under these folders "
+                        "(default results/tuning); never mixed with single-setting rows")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("race", help="is_judge against wall-clock time for GAN bundles (the WGAN-GP paper's "

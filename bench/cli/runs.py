@@ -97,14 +97,35 @@ def cmd_validate(args) -> int:
     for f in args.files:
         try:
             options.check_recipe_arg(f)
+            if Path(f).name in recipes.SPACE_FILES:  # a family's search space (bench tune), checked per member
+                print(f"ok    {f}  {_family_space(Path(f))}")
+                continue
             r = recipes.load(f)
-            print(f"ok    {f}  ({r.name}, {r.model.arch}, hash {r.hash})")
+            print(f"ok    {f}  ({r.name}, {r.model.arch}, hash {r.hash}){_space(f)}")
         except BenchError as exc:
             failed += 1
             print(f"FAIL  {exc}", file=sys.stderr)
     if failed:
         print(f"{failed} of {len(args.files)} recipes invalid", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _space(f) -> str:
+    from bench.recipe.space import load_space
+
+    space = load_space(f)
+    n = len(space.dims) if space else 0
+    return f"  tune: {n} field{'s' * (n != 1)}, space {space.hash}" if space else ""
+
+
+def _family_space(path: Path) -> str:
+    """A tune.yaml is valid when every recipe beside it makes a valid space with it."""
+    from bench import recipe as recipes
+    from bench.recipe.space import load_space
+
+    members = recipes.family_files(str(path.parent))
+    hashes = {load_space(m).hash for m in members}
+    return f"(search space for {len(members)} recipe{'s' * (len(members) != 1)}: {', '.join(sorted(hashes))})"
 
 
 def cmd_show(args) -> int:

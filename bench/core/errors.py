@@ -13,6 +13,11 @@ class VerifyError(BenchError):
     exit_code = 1
 
 
+class Pruned(BenchError):
+    """bench tune --prune: a trial ran past its study's best time to target so far, so it cannot win its study
+    and is stopped. Its run is recorded (as aborted, with this reason) and its time counts in the tuning cost."""
+
+
 class Terminated(BaseException):
     """A termination signal (SIGTERM: what SLURM sends at a time limit or on preemption, and what torchrun
     sends to tear a group down), raised where the process is, so the run's records are finalised as for

@@ -159,6 +159,7 @@ def resolve_path(name_or_path: str) -> Path:
 def load(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
     path = resolve_path(str(name_or_path))
     data = load_raw(path)
+    data.pop("tune", None)  # the search space `bench tune` draws from (bench.recipe.space), not part of one run
     data = apply_overrides(data, list(overrides))
     where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     return from_dict(data, where)
@@ -168,13 +169,15 @@ def family_files(spec: str) -> list[Path]:
     """The recipe files of a family, sorted: a family name ("wrn" -> recipes/wrn/), a folder, or a glob.
 
     Files whose names start with "_" are the bases the members extend, not members, so they are left out
-    unless the glob itself names them (e.g. "recipes/wrn/_*.yaml")."""
+    unless the glob itself names them (e.g. "recipes/wrn/_*.yaml"). A family's `tune.yaml` is its search
+    space (bench.recipe.space), not a member."""
     import glob as _glob
 
     def members(paths, keep_underscore: bool = False) -> list[Path]:
         return sorted({Path(p) for p in paths
                        if Path(p).is_file() and Path(p).suffix in (".yaml", ".yml")
-                       and (keep_underscore or not Path(p).name.startswith("_"))})
+                       and (keep_underscore or not Path(p).name.startswith("_"))
+                       and Path(p).name not in SPACE_FILES})
 
     given = Path(spec).expanduser()
     for folder in (given, recipes_dir() / spec):

@@ -41,10 +41,14 @@ def _ci(lo, hi, fmt) -> str:
     return "–" if lo is None else f"[{fmt(lo)}, {fmt(hi)}]"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines."""
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
+
+
+_table = table  # the name the older report modules use
 
 
 def _headline(s: dict) -> str:

@@ -32,6 +32,8 @@ class RunContext:
     first_run: int = 0  # runs before this set (a resumed sweep): seeds continue after them
     say: Callable[[str], None] = print
     save_model: Optional[Path] = None  # bench run --save-model: the last run's weights go here (rank 0)
+    tags: dict = field(default_factory=dict)  # extra row fields naming what the run belongs to (a tune's trial)
+    deadline_s: Optional[float] = None  # bench tune --prune: past this time since run_start the run cannot win
 
     @property
     def is_main(self) -> bool:

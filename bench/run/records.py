@@ -14,7 +14,8 @@ from typing import Optional
 
 from bench.core import mllog
 from bench.core.clock import Clock
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Pruned
+from bench.core.targets import reaches
 from bench.data.types import Dataset
 from bench.run import rows
 from bench.run.context import RunContext
@@ -60,6 +61,11 @@ class RunRecords:
     def epoch(self, record: EpochRecord) -> None:
         self.epochs.append(record)
         self.ctx.say(rows.epoch_line(record, self.ctx.dctx.world_size, self.ctx.recipe.target.metric))
+        deadline, t = self.ctx.deadline_s, self.ctx.recipe.target
+        at_target = record.metric_value is not None and reaches(record.metric_value, t.value, t.mode)
+        if deadline is not None and record.elapsed_s > deadline and not at_target:
+            raise Pruned(f"pruned at {record.elapsed_s:.1f}s after epoch {record.epoch}: past {deadline:.1f}s, "
+                         f"its study's best time to target so far, so it cannot win the study")
 
     def start_run(self) -> None:
         self.sampler.start()

@@ -42,6 +42,7 @@ def row_base(ctx: RunContext, run_id: str, seed: int, ds: Dataset) -> dict:
         "threads": ctx.threads,
         "torch": torch.__version__, "git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
         "host": env.get("host"),
+        **ctx.tags,
     }
 
 

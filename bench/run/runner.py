@@ -104,10 +104,13 @@ def train_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Option
                  results_path: Path = Path("results/results.csv"), runs: Optional[int] = None,
                  reports_dir: Optional[Path] = Path("results/reports"), argv: Optional[list[str]] = None,
                  first_run: int = 0, say: Callable[[str], None] = print,
-                 save_model: Optional[Path] = None) -> tuple[list[dict], Optional[Path]]:
+                 save_model: Optional[Path] = None, tags: Optional[dict] = None,
+                 deadline_s: Optional[float] = None) -> tuple[list[dict], Optional[Path]]:
     """Run `runs` times (default: the recipe's), append one row per run to the table and write the report
     bundle (rank 0). Returns the rows and the bundle directory. Run i uses seed recipe.seed + first_run + i,
-    so a resumed set (bench sweep topping up) continues with new seeds."""
+    so a resumed set (bench sweep topping up) continues with new seeds. `tags` are extra row fields (bench tune:
+    which trial of which study); `deadline_s` stops a run that passes it without reaching the target
+    (bench tune --prune), recorded as aborted with the reason."""
     from bench.system import envinfo
 
     first_clock = Clock()  # anchored to process start: the first run's init includes interpreter start-up
@@ -157,7 +160,7 @@ def train_recipe(recipe: Recipe, *, data: Optional[str] = None, data_dir: Option
                                            "first_run": first_run})  # seeds start at recipe.seed + first_run
             bundle.write_json("dataset.json", describe(ds.identity))
         ctx = RunContext(recipe, asked.hash, source, data_dir, Path(results_path), device, mach, dctx, threads, env,
-                         bundle, flops, first_run, say, save_model)
+                         bundle, flops, first_run, say, save_model, dict(tags or {}), deadline_s)
         warning = target_warning(recipe.data.source, recipe.target.value, ds.identity)
         if warning and recipe.kind == "classifier":
             say(warning)
