@@ -19,6 +19,7 @@ import pytest
 
 from bench.cli import main as bench_main
 from bench.core.results import append_row, read_table
+from bench.report import tuned_board
 from bench.report.compare import compare_table
 from bench.site import boards as B
 from bench.site import inputs
@@ -364,8 +365,9 @@ def test_no_console_errors_and_every_local_link_resolves(browser, site):
     bundles = [p for d in inputs.default_reports(RESULTS) for p in d.iterdir() if (p / "runs").is_dir()]
     recipes = {r for t in inputs.default_tables(RESULTS) for r in read_table(t)["recipe"]}
     studies = [p for p in (RESULTS / "studies").glob("*.md") if p.name.lower() != "readme.md"]
-    # index, bundles, the studies, the reported board, a page per recipe
-    assert len(pages) == 1 + len(bundles) + len(studies) + 1 + len(recipes)
+    tuned = tuned_board.find([RESULTS / "tuning"])
+    # index, bundles, the studies, the reported board, a page per recipe, a page per tuned result
+    assert len(pages) == 1 + len(bundles) + len(studies) + 1 + len(recipes) + len(tuned)
     assert {p.name for p in pages} >= {"reported.html"} | {f"{r}.html" for r in recipes}
     checked = 0
     for page in pages:

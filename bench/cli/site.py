@@ -23,6 +23,9 @@ def check_inputs(args) -> None:
                     fix="`bench import dawnbench --out PATH` writes one")
     if args.links is not None:
         check_input("--links", args.links, what="YAML file of recipe -> reported row links")
+    for path in args.tuned or []:
+        check_input("--tuned", path, folder=True, what="folder of tuned results, e.g. results/tuning",
+                    fix="`bench tune RECIPE|FAMILY` writes results/tuning/<name>/")
 
 
 def cmd_site(args) -> int:
@@ -37,12 +40,14 @@ def cmd_site(args) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
         out = args.out or Path(tmp) / "site"
         extra = {} if args.links is None else {"links": args.links}
+        extra.update({} if args.tuned is None else {"tuned": args.tuned})
         built = build(out, args.results, args.reports, args.studies, args.reported, **extra)
         groups = sum(len(b.groups) for b in built.boards)
         print(f"site: {len(built.boards)} leaderboard(s), {groups} result group(s), {len(built.bundles)} report "
               f"bundle(s) ({sum(not b.verified for b in built.bundles)} failing bench verify), "
               f"{len(built.studies)} stud{'y' if len(built.studies) == 1 else 'ies'}, "
-              f"{len(built.extras.reported) if built.extras else 0} reported result(s) on their own board: "
+              f"{len(built.extras.reported) if built.extras else 0} reported result(s) on their own board, "
+              f"{sum(len(b['rows']) for b in built.tuned or [])} tuned result(s): "
               f"{built.pages} pages")
         print(Path(out) / "index.html", flush=True)
         if args.serve:
@@ -66,6 +71,9 @@ def register(sub) -> None:
     p.add_argument("--links", type=Path, default=None, metavar="YAML",
                    help="which reported row each measured recipe links to (default: "
                         "bench/report/reported_links.yaml)")
+    p.add_argument("--tuned", type=Path, action="append", default=None, metavar="DIR",
+                   help="folder of bench tune results, shown on boards of their own (repeatable; default: "
+                        "results/tuning)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="where to write the site (replaced if an earlier `bench site` made it)")
     p.add_argument("--serve", action="store_true", help="then serve it on 127.0.0.1 until Ctrl-C")

@@ -8,6 +8,7 @@
     out/static/                     site.css and site.js (sorting and filtering; no network)
     out/reported.html, out/recipes/, out/boards/   the reported board, a page per recipe (its history by commit),
                                     GAN boards' race plots: bench.site.extras
+    out/tuned/<tuned bundle>/       a tuned result (bench tune) and a copy of its trials' bundles: bench.site.tuned
 
 Bundles and studies are copied beside their pages so that the relative links inside report.md and a study's
 text resolve unchanged. The site is built in a sibling folder and moved into place, so a failed build never
@@ -25,6 +26,7 @@ from bench.core.errors import BenchError
 from bench.site import boards as B
 from bench.site import extras as X  # the reported board, recipe pages (history), GAN race plots and samples
 from bench.site import convergence, inputs, render
+from bench.site import tuned as T  # results of bench tune: boards of their own
 
 MARKER = ".bench-site"
 DEFAULT_RESULTS = Path("results/results.csv")
@@ -41,6 +43,7 @@ class Built:
     studies: list[str]
     pages: int
     extras: X.Extras | None = None   # the reported board, recipe pages and race plots (bench.site.extras)
+    tuned: list[dict] | None = None  # the tuned boards (bench.site.tuned)
 
 
 # ------------------------------------------------------------------------------------------ report bundles
@@ -180,11 +183,11 @@ def _publish(tmp: Path, out: Path) -> None:
 
 def build(out: Path, results: list[Path] | None = None, reports: list[Path] | None = None,
           studies: list[Path] | None = None, reported: list[Path] | None = None,
-          links: Path | None = X.R.LINKS) -> Built:
+          links: Path | None = X.R.LINKS, tuned: list[Path] | None = None) -> Built:
     """Build the site into `out`. None means the default (every table and bundle folder under results/, see
     bench.site.inputs); the default reports and studies folders may be absent, a folder named explicitly may not.
     `reported`: the reported tables (default results/reported/*.csv; [] for none); `links`: the recipe ->
-    reported row links (bench.report.reported)."""
+    reported row links (bench.report.reported); `tuned`: folders of bench tune results (default results/tuning)."""
     out = Path(out)
     check_out(out)
     results = results or inputs.default_tables() or [DEFAULT_RESULTS]
@@ -204,15 +207,18 @@ def build(out: Path, results: list[Path] | None = None, reports: list[Path] | No
         titles = [(md.stem, write_study_page(md, tmp / "studies")) for md in study_files]
         table_runs = set(df["run_id"].dropna())
         ex = X.write(tmp, df, boards, reported, links)
+        tuned_boards = T.write(tmp, tuned if tuned is not None else T.default_dirs())
         render.page("index.html", tmp / "index.html", root="", title="Leaderboard", boards=boards,
                     bundles=[bundle_info(b, table_runs) for b in bundles], studies=titles,
                     sources=[str(p) for p in results], rows=len(df), recipes=ex.recipes,
                     counterparts=ex.counterparts, races=ex.races, reported_rows=len(ex.reported),
-                    reported_sources=ex.sources, gan_boards=[b.anchor for b in boards if b.metric != "test_acc"])
+                    reported_sources=ex.sources, gan_boards=[b.anchor for b in boards if b.metric != "test_acc"],
+                    tuned_boards=tuned_boards, tuned_profile=(tmp / "tuned" / "profile.png").is_file())
         (tmp / MARKER).write_text("made by `bench site`; the next build replaces this folder\n")
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Built(out, boards, bundles, [name for name, _ in titles], 1 + len(bundles) + len(titles) + ex.pages,
-                 ex)
+    tuned_pages = sum(len(b["rows"]) for b in tuned_boards)
+    return Built(out, boards, bundles, [name for name, _ in titles],
+                 1 + len(bundles) + len(titles) + ex.pages + tuned_pages, ex, tuned_boards)

@@ -157,8 +157,10 @@ def owner() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _gone(attrs: dict, now: float) -> bool:
+def _gone(attrs: dict, now: float, started: Optional[float] = None) -> bool:
     who, beat = attrs.get("owner") or {}, attrs.get("heartbeat")
+    if beat is None and started is not None:  # asked, then its process died before the first heartbeat
+        beat = started
     if who.get("host") == socket.gethostname() and who.get("pid") is not None:
         try:
             os.kill(int(who["pid"]), 0)
@@ -178,7 +180,8 @@ def fail_stale(study, say) -> int:
     optuna = _optuna()
     storage, now, n = study._storage, time.time(), 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not _gone(t.user_attrs, now):
+        started = t.datetime_start.timestamp() if t.datetime_start else None
+        if not _gone(t.user_attrs, now, started):
             continue
         rec = {"state": "aborted", "status": "aborted", "error": "its process stopped without finishing it",
                "values": t.user_attrs.get("values"), "device_hours": t.user_attrs.get("device_hours_so_far", 0.0)}
