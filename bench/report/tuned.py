@@ -152,7 +152,7 @@ def render(tune: dict, s: dict, trials: list[dict]) -> str:
                         for p in paths]] for t in trials]), ""]
     if s["winner"] is not None:
         lines += ["## Winner", "", f"Study {s['winner']['study']}, trial {s['winner']['trial']}: `winner.yaml` is its "
-                  f"recipe, every field resolved (`bench run {{bundle}}/winner.yaml`).", ""]
+                  f"recipe, every field resolved: `bench run <this folder>/winner.yaml` runs it.", ""]
     return "\n".join(lines)
 
 
