@@ -165,6 +165,26 @@ def read_records(path: Path, strict: bool = True, label: str | None = None,
     return header, rows
 
 
+def read_dicts(path: Path, strict: bool = True, label: str | None = None) -> list[dict]:
+    """read_records' rows as {column: text} mappings (missing file: none)."""
+    header, rows = read_records(Path(path), strict=strict, label=label)
+    return [dict(zip(header, r)) for _, r in rows]
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], columns: list[str] | None = None) -> None:
+    """A whole CSV file of `rows` (each value as format_value writes it), atomically; `columns` default to the
+    first row's keys. A bundle's files and a tuned bundle's tables; the results table appends with append_rows."""
+    columns = columns or (list(rows[0]) if rows else [])
+
+    def write(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([format_value(r.get(c)) for c in columns])
+
+    atomic_write(path, write)
+
+
 def _check_header(label: str, header: list[str], line: int) -> None:
     seen = set()
     for name in header:

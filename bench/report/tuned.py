@@ -22,7 +22,7 @@ from typing import Optional
 
 import yaml
 
-from bench.core.results import atomic_write, format_value, read_records
+from bench.core.results import atomic_write, read_dicts, write_csv
 from bench.core.tuning import COUNTED, score
 from bench.report import manifest
 from bench.report.markdown import table
@@ -43,23 +43,6 @@ def score_json(records: list[dict], studies: int) -> dict:
             "studies": [{**st, "best_s": _finite(st["best_s"])} for st in s["studies"]]}
 
 
-def _csv(path: Path, columns: list[str], rows: list[dict]) -> None:
-    import csv
-
-    def write(f):
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([format_value(r.get(c)) for c in columns])
-
-    atomic_write(path, write)
-
-
-def _read_csv(path: Path) -> list[dict]:
-    header, rows = read_records(path, strict=True)
-    return [dict(zip(header, r)) for _, r in rows]
-
-
 def trial_rows(records: list[dict], paths: list[str]) -> list[dict]:
     out = []
     for r in sorted(records, key=lambda r: (int(r["study"]), int(r["trial"]))):
@@ -72,7 +55,7 @@ def trial_rows(records: list[dict], paths: list[str]) -> list[dict]:
 def read_trials(bundle: Path, paths: list[str]) -> list[dict]:
     """trials.csv back as records (numbers as numbers, values as values)."""
     out = []
-    for r in _read_csv(bundle / "trials.csv"):
+    for r in read_dicts(bundle / "trials.csv"):
         rec = {c: (r.get(c) or None) for c in TRIAL_COLUMNS}
         for c in ("study", "trial"):
             rec[c] = int(rec[c])
@@ -95,9 +78,8 @@ def write(folder: Path, tune: dict, records: list[dict], rows: list[dict], winne
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     atomic_write(tmp / "tune.json", lambda f: json.dump(tune, f, indent=2, sort_keys=True))
-    _csv(tmp / "trials.csv", TRIAL_COLUMNS + [f"value.{p}" for p in paths], trial_rows(records, paths))
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    _csv(tmp / "rows.csv", columns, rows)
+    write_csv(tmp / "trials.csv", trial_rows(records, paths), TRIAL_COLUMNS + [f"value.{p}" for p in paths])
+    write_csv(tmp / "rows.csv", rows, list(dict.fromkeys(k for r in rows for k in r)))
     s = score_json(records, tune["studies"])
     atomic_write(tmp / "score.json", lambda f: json.dump(s, f, indent=2, sort_keys=True))
     if winner_recipe is not None:
@@ -174,7 +156,7 @@ def verify(bundle: Path) -> list[str]:
         dims = parse_space(tune["space"], "tune.json", problems)
         trials = read_trials(bundle, sorted(tune["space"]))
         stored = json.loads((bundle / "score.json").read_text())
-        rows = {r["run_id"]: r for r in _read_csv(bundle / "rows.csv") if r.get("run_id")}
+        rows = {r["run_id"]: r for r in read_dicts(bundle / "rows.csv") if r.get("run_id")}
     except (OSError, ValueError, KeyError) as exc:
         return problems + [f"cannot read the tuned bundle: {type(exc).__name__}: {exc}"]
     for k in range(tune["studies"]):

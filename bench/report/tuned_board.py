@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench.core.results import read_records
+from bench.core.results import read_dicts
 from bench.core.tuning import performance_profile
 
 TAUS = [1 + 0.05 * i for i in range(61)]  # 1.00 to 4.00, as AlgoPerf plots them
@@ -34,15 +34,13 @@ def entry(bundle: Path) -> Optional[dict]:
     try:
         tune = json.loads((bundle / "tune.json").read_text())
         s = json.loads((bundle / "score.json").read_text())
-        header, rows = read_records(bundle / "rows.csv", strict=False)
+        rows = read_dicts(bundle / "rows.csv", strict=False)
     except (OSError, ValueError):
         return None
-    first = dict(zip(header, rows[0][1])) if rows else {}
+    first = rows[0] if rows else {}
     values = {}
     if s.get("winner") is not None:
-        header_t, trials = read_records(bundle / "trials.csv", strict=False)
-        for _, t in trials:
-            t = dict(zip(header_t, t))
+        for t in read_dicts(bundle / "trials.csv", strict=False):
             if int(t["study"]) == s["winner"]["study"] and int(t["trial"]) == s["winner"]["trial"]:
                 values = {k[len("value."):]: json.loads(v) for k, v in t.items() if k.startswith("value.")}
     board = (first.get("device_name") or "?", first.get("dataset") or "?", first.get("dataset_fingerprint") or "",

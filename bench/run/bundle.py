@@ -16,7 +16,6 @@ is written, so a reader never mistakes a half-written bundle for a finished one.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import secrets
@@ -29,7 +28,7 @@ import yaml
 from bench.recipe import Recipe
 from bench.report import finalize
 from bench.run.model_copy import bundle_recipe
-from bench.core.results import atomic_write, format_value
+from bench.core.results import atomic_write, write_csv
 
 
 def bundle_name(recipe: Recipe) -> str:
@@ -79,14 +78,3 @@ class BundleWriter:
             say(f"warning: report bundle left unfinished at {self.dir}: {type(exc).__name__}: {exc}")
             return None
 
-
-def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
-    columns = columns or (list(rows[0]) if rows else [])
-
-    def write(f):
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([format_value(r.get(c)) for c in columns])
-
-    atomic_write(path, write)

@@ -256,6 +256,7 @@ def study_records(storage, storage_label: str, target: Target) -> Optional[list[
 def tuned_bundle(storage, storage_label: str, target: Target, where: Where, out: Path) -> Optional[Path]:
     """Write the target's tuned bundle once every study has its trials; None while any lacks them."""
     from bench import recipe as recipes
+    from bench.core.results import read_dicts
     from bench.recipe.space import as_overrides
     from bench.report import tuned
 
@@ -263,7 +264,7 @@ def tuned_bundle(storage, storage_label: str, target: Target, where: Where, out:
     if recs is None:
         return None
     ids = {r["run_id"] for r in recs if r.get("run_id")}
-    rows = [r for r in _rows(where.results) if r.get("run_id") in ids]
+    rows = [r for r in read_dicts(where.results) if r.get("run_id") in ids]
     lost = sorted(ids - {r["run_id"] for r in rows})
     if lost:  # a tuned bundle stands on its trials' rows: one without them would not verify
         raise BenchError(f"{where.results}: has no row for {len(lost)} trial run(s) of {target.recipe.name} (e.g. "
@@ -277,13 +278,6 @@ def tuned_bundle(storage, storage_label: str, target: Target, where: Where, out:
     tune = {**target.identity, "tune_id": target.tune_id, "space": target.space.to_dict(),
             "space_sources": list(target.space.sources), "storage": storage_label, "overrides": list(target.overrides)}
     return tuned.write(out / f"{target.recipe.name}-{target.tune_id}", tune, recs, rows, winner)
-
-
-def _rows(results: Path) -> list[dict]:
-    from bench.core.results import read_records
-
-    header, rows = read_records(Path(results), strict=True)
-    return [dict(zip(header, r)) for _, r in rows]
 
 
 def summary_line(bundle: Path) -> str:
@@ -301,6 +295,11 @@ def default_folder(spec: str) -> Path:
     return Path("results/tuning") / slug(spec)
 
 
+def folder_of(args) -> Path:
+    """Where the tune keeps everything: --dir, else results/tuning/<recipe or family>."""
+    return Path(args.dir) if args.dir else default_folder(args.target)
+
+
 def run_tune(args, say: Callable[[str], None] = lambda line: print(line, flush=True), run: Optional[Callable] = None
              ) -> int:
     """`bench tune`: run what is missing of every study here, then write each recipe's tuned bundle."""
@@ -308,7 +307,7 @@ def run_tune(args, say: Callable[[str], None] = lambda line: print(line, flush=T
 
     budget = Budget(args.trials, args.studies, args.sampler, args.seed, args.prune)
     check_budget(budget)
-    folder = Path(args.dir) if args.dir else default_folder(args.target)
+    folder = folder_of(args)
     spec = args.storage or str(folder / "journal.log")
     where = Where(Path(args.results) if args.results else folder / "results.csv",
                   Path(args.reports) if args.reports else folder / "trials", args.data, args.data_dir)
@@ -330,16 +329,16 @@ def run_tune(args, say: Callable[[str], None] = lambda line: print(line, flush=T
 def finish_tune(args, say: Callable[[str], None], tgts: Optional[list[Target]] = None, storage=None) -> int:
     """Merge the rows SLURM tasks wrote (bench.studies.tune_slurm), then write every complete recipe's tuned
     bundle; 1 while any recipe's studies are not complete."""
-    from bench.core.results import COLUMNS, append_rows
+    from bench.core.results import COLUMNS, append_rows, read_dicts
 
-    folder = Path(args.dir) if args.dir else default_folder(args.target)
+    folder = folder_of(args)
     spec = args.storage or str(folder / "journal.log")
     where = Where(Path(args.results) if args.results else folder / "results.csv", None)
     if tgts is None:
         tgts = targets(args.target, list(args.set), Budget(args.trials, args.studies, args.sampler, args.seed,
                                                           args.prune), args.data)
     storage, label = storage or ts.open_storage(spec), ts.describe(spec)
-    parts = [r for part in sorted((folder / "parts").glob("*.csv")) for r in _rows(part) if r.get("run_id")]
+    parts = [r for part in sorted((folder / "parts").glob("*.csv")) for r in read_dicts(part) if r.get("run_id")]
     if parts:
         append_rows(where.results, parts, leading=COLUMNS, key="run_id")  # again adds nothing
     missing = 0

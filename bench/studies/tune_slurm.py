@@ -66,7 +66,7 @@ def submit_tune(args, say: Callable[[str], None] = lambda line: print(line, flus
     tune.check_budget(budget)
     if args.study is not None:
         raise BenchError("--study with --slurm: the array runs every study; drop --study")
-    folder = Path(args.dir) if args.dir else tune.default_folder(args.target)
+    folder = tune.folder_of(args)
     storage = args.storage or str((folder / "journal.log").resolve())
     targets = tune.targets(args.target, list(args.set), budget, args.data)
     wide = [t.recipe.name for t in targets if t.recipe.world_size > 1 or t.recipe.hardware.device != "cpu"]
